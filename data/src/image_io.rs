@@ -1,0 +1,253 @@
+//! The one place images are decoded, encoded and resized.
+//!
+//! Pixels are RGB, 8 bits, row-major HWC. Decoding goes through OpenCV (`opencv` feature, the default) or
+//! the `image` crate; resizing always uses the same antialiased bilinear filter (PIL's "bilinear", as
+//! torchvision's `Resize` on PIL images), so both builds preprocess identically.
+//! Every failure is an error naming the file; nothing here panics on bad input.
+
+use anyhow::{anyhow, bail, Context, Result};
+use std::path::Path;
+use tch::{Kind, Tensor};
+
+/// An 8-bit RGB image, HWC.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for RgbImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RgbImage({}x{})", self.width, self.height)
+    }
+}
+
+impl RgbImage {
+    pub fn new(width: u32, height: u32, data: Vec<u8>) -> Result<Self> {
+        if data.len() != width as usize * height as usize * 3 {
+            bail!("RGB buffer of {} bytes does not fit {width}x{height}x3", data.len());
+        }
+        Ok(RgbImage { width, height, data })
+    }
+
+    /// A solid-colour image.
+    pub fn filled(width: u32, height: u32, rgb: [u8; 3]) -> Self {
+        let data = rgb.iter().copied().cycle().take(width as usize * height as usize * 3).collect();
+        RgbImage { width, height, data }
+    }
+
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    fn to_image_crate(&self) -> image::RgbImage {
+        image::RgbImage::from_raw(self.width, self.height, self.data.clone())
+            .expect("RgbImage invariant: buffer length matches its size")
+    }
+
+    fn from_image_crate(img: image::RgbImage) -> Self {
+        let (width, height) = img.dimensions();
+        RgbImage { width, height, data: img.into_raw() }
+    }
+}
+
+/// Which decoder this build uses: `"opencv"` or `"image"`.
+pub fn backend() -> &'static str {
+    if cfg!(feature = "opencv") {
+        "opencv"
+    } else {
+        "image"
+    }
+}
+
+/// The OpenCV version this build links, if any.
+pub fn opencv_version() -> Option<String> {
+    #[cfg(feature = "opencv")]
+    {
+        opencv::core::get_version_string().ok()
+    }
+    #[cfg(not(feature = "opencv"))]
+    {
+        None
+    }
+}
+
+/// Reads an image file (JPEG, PNG, BMP, …) into RGB.
+pub fn read_image(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read image '{}'", path.display()))?;
+    decode_image(&bytes).with_context(|| format!("cannot decode image '{}'", path.display()))
+}
+
+/// Decodes encoded image bytes into RGB.
+pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
+    if bytes.is_empty() {
+        bail!("empty file");
+    }
+    decode_backend(bytes)
+}
+
+#[cfg(feature = "opencv")]
+fn decode_backend(bytes: &[u8]) -> Result<RgbImage> {
+    use opencv::{core, imgcodecs, imgproc, prelude::*};
+    let buf = core::Vector::<u8>::from_slice(bytes);
+    let bgr = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR).map_err(|e| anyhow!("{e}"))?;
+    if bgr.empty() || bgr.rows() <= 0 || bgr.cols() <= 0 {
+        bail!("not a readable image (corrupt or unsupported format)");
+    }
+    let mut rgb = Mat::default();
+    imgproc::cvt_color_def(&bgr, &mut rgb, imgproc::COLOR_BGR2RGB).map_err(|e| anyhow!("{e}"))?;
+    let rgb = if rgb.is_continuous() { rgb } else { rgb.try_clone().map_err(|e| anyhow!("{e}"))? };
+    let data = rgb.data_bytes().map_err(|e| anyhow!("{e}"))?.to_vec();
+    RgbImage::new(rgb.cols() as u32, rgb.rows() as u32, data)
+}
+
+#[cfg(not(feature = "opencv"))]
+fn decode_backend(bytes: &[u8]) -> Result<RgbImage> {
+    let img = image::load_from_memory(bytes).map_err(|e| anyhow!("{e}"))?;
+    Ok(RgbImage::from_image_crate(img.to_rgb8()))
+}
+
+/// Writes an image; the format follows the extension (`.jpg`/`.jpeg` at quality 95, `.png`, `.bmp`).
+pub fn write_image(path: &Path, img: &RgbImage) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder '{}'", dir.display()))?;
+    }
+    let bytes = encode_image(img, path).with_context(|| format!("cannot encode image '{}'", path.display()))?;
+    std::fs::write(path, bytes).with_context(|| format!("cannot write image '{}'", path.display()))
+}
+
+fn format_of(path: &Path) -> Result<image::ImageFormat> {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("jpg" | "jpeg") => Ok(image::ImageFormat::Jpeg),
+        Some("png") => Ok(image::ImageFormat::Png),
+        Some("bmp") => Ok(image::ImageFormat::Bmp),
+        other => bail!("unsupported image extension {other:?} (use .jpg, .png or .bmp)"),
+    }
+}
+
+/// Encodes an image to bytes in the format of `path`'s extension.
+pub fn encode_image(img: &RgbImage, path: &Path) -> Result<Vec<u8>> {
+    let format = format_of(path)?;
+    let mut out = std::io::Cursor::new(Vec::new());
+    if format == image::ImageFormat::Jpeg {
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95);
+        img.to_image_crate().write_with_encoder(encoder)?;
+    } else {
+        img.to_image_crate().write_to(&mut out, format)?;
+    }
+    Ok(out.into_inner())
+}
+
+/// Resizes to `width`×`height` with an antialiased bilinear filter.
+pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    if img.width == width && img.height == height {
+        return img.clone();
+    }
+    let out = image::imageops::resize(&img.to_image_crate(), width.max(1), height.max(1), image::imageops::FilterType::Triangle);
+    RgbImage::from_image_crate(out)
+}
+
+/// Crops the rectangle at (`x`, `y`) of size `width`×`height` (clipped to the image).
+pub fn crop(img: &RgbImage, x: u32, y: u32, width: u32, height: u32) -> RgbImage {
+    let x = x.min(img.width.saturating_sub(1));
+    let y = y.min(img.height.saturating_sub(1));
+    let width = width.min(img.width - x).max(1);
+    let height = height.min(img.height - y).max(1);
+    let mut data = Vec::with_capacity(width as usize * height as usize * 3);
+    for row in y..y + height {
+        let start = (row as usize * img.width as usize + x as usize) * 3;
+        data.extend_from_slice(&img.data[start..start + width as usize * 3]);
+    }
+    RgbImage { width, height, data }
+}
+
+/// A `3×H×W` `u8` tensor of the image.
+pub fn to_tensor(img: &RgbImage) -> Tensor {
+    Tensor::from_slice(&img.data)
+        .view([img.height as i64, img.width as i64, 3])
+        .permute([2, 0, 1])
+        .contiguous()
+}
+
+/// The inverse of [`to_tensor`]: a `3×H×W` tensor (`u8`, or float in 0–255) to an image.
+pub fn from_tensor(t: &Tensor) -> Result<RgbImage> {
+    let size = t.size();
+    if size.len() != 3 || size[0] != 3 {
+        bail!("expected a 3xHxW tensor, got {size:?}");
+    }
+    let hwc = t.to_device(tch::Device::Cpu).permute([1, 2, 0]).contiguous();
+    let hwc = if hwc.kind() == Kind::Uint8 { hwc } else { hwc.clamp(0.0, 255.0).round().to_kind(Kind::Uint8) };
+    let mut data = vec![0u8; hwc.numel()];
+    hwc.f_copy_data(&mut data, hwc.numel())?;
+    RgbImage::new(size[2] as u32, size[1] as u32, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        let mut data = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                data.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 128]);
+            }
+        }
+        RgbImage::new(w, h, data).unwrap()
+    }
+
+    #[test]
+    fn png_round_trip_is_lossless_and_jpeg_is_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = gradient(40, 30);
+        let png = dir.path().join("a/b.png");
+        write_image(&png, &img).unwrap();
+        assert_eq!(read_image(&png).unwrap(), img);
+        let jpg = dir.path().join("c.jpg");
+        write_image(&jpg, &img).unwrap();
+        let back = read_image(&jpg).unwrap();
+        assert_eq!((back.width, back.height), (40, 30));
+        let max_diff = back.data.iter().zip(&img.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+        assert!(max_diff < 24, "jpeg error {max_diff}");
+        // Channel order is RGB, not OpenCV's BGR: the red channel grows with x.
+        assert!(back.pixel(39, 0)[0] > 200 && back.pixel(39, 0)[2] < 160);
+    }
+
+    #[test]
+    fn corrupt_and_missing_files_are_errors_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("corrupt.jpg");
+        std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
+        let err = format!("{:#}", read_image(&bad).unwrap_err());
+        assert!(err.contains("corrupt.jpg"), "{err}");
+        let empty = dir.path().join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(format!("{:#}", read_image(&empty).unwrap_err()).contains("empty.png"));
+        let err = format!("{:#}", read_image(&dir.path().join("missing.jpg")).unwrap_err());
+        assert!(err.contains("missing.jpg"), "{err}");
+        let err = format!("{:#}", write_image(&dir.path().join("x.gifx"), &gradient(2, 2)).unwrap_err());
+        assert!(err.contains("x.gifx"), "{err}");
+    }
+
+    #[test]
+    fn resize_crop_and_tensor_conversions() {
+        let img = gradient(64, 32);
+        let small = resize(&img, 16, 8);
+        assert_eq!((small.width, small.height), (16, 8));
+        // A solid image stays solid under the filter.
+        let solid = resize(&RgbImage::filled(50, 50, [10, 20, 30]), 7, 9);
+        assert!(solid.data.chunks(3).all(|p| p == [10, 20, 30]));
+        let c = crop(&img, 10, 5, 8, 4);
+        assert_eq!((c.width, c.height), (8, 4));
+        assert_eq!(c.pixel(0, 0), img.pixel(10, 5));
+        assert_eq!(c.pixel(7, 3), img.pixel(17, 8));
+        let t = to_tensor(&img);
+        assert_eq!(t.size(), vec![3, 32, 64]);
+        assert_eq!(t.int64_value(&[0, 2, 10]), img.pixel(10, 2)[0] as i64);
+        assert_eq!(from_tensor(&t).unwrap(), img);
+        assert_eq!(from_tensor(&t.to_kind(Kind::Float)).unwrap(), img);
+        assert!(from_tensor(&Tensor::zeros([2, 2], (Kind::Uint8, tch::Device::Cpu))).is_err());
+    }
+}

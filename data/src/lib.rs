@@ -1,0 +1,16 @@
+//! skipblock-data: getting pixels and labels in.
+//!
+//! * [`image_io`]: read / write / resize / crop RGB images; OpenCV when the `opencv` feature is on, the
+//!   pure-Rust `image` crate otherwise (the headless build for GPU servers);
+//! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
+//! * [`folder`]: finding image files.
+//!
+//! To come here (see the classification and detection issues): datasets in their native layouts
+//! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
+//! synthetic dataset generators used by the tests and the demo.
+
+pub mod folder;
+pub mod image_io;
+pub mod transforms;
+
+pub use image_io::{read_image, write_image, RgbImage};

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# One-command set-up for a fresh Debian 12 machine (root, or a user with sudo). Idempotent: when
+# everything is present it only re-checks and re-runs an (up-to-date) cargo build, in seconds.
+#   1. Debian packages: libopencv-dev clang libclang-dev (OpenCV for image/video I/O; clang for the
+#      OpenCV binding generator). Skipped with SKIPBLOCK_NO_OPENCV=1 (headless build).
+#   2. .venv with torch==2.11.0 from PyPI (the libtorch that tch 0.24.0 is built for).
+#   3. cargo build --release with LIBTORCH_USE_PYTORCH=1 against that torch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TORCH_VERSION=2.11.0
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null || die "python3 not found: install Python 3 (apt-get install python3 python3-venv)"
+
+# 1. System packages.
+if [ "${SKIPBLOCK_NO_OPENCV:-0}" = 1 ]; then
+  say "SKIPBLOCK_NO_OPENCV=1: building without OpenCV (image crate decodes; no video/webcam)"
+  CARGO_FEATURES=(--no-default-features)
+else
+  CARGO_FEATURES=()
+  missing=()
+  for pkg in libopencv-dev clang libclang-dev; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then
+      command -v sudo >/dev/null || die "need root or sudo to install: ${missing[*]}"
+      SUDO=sudo
+    fi
+    command -v apt-get >/dev/null || die "apt-get not found: install ${missing[*]} with your package manager"
+    say "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null \
+      || die "apt-get install ${missing[*]} failed"
+  else
+    say "Debian packages present: libopencv-dev clang libclang-dev"
+  fi
+fi
+
+# 2. Python venv with torch.
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv 2>/dev/null || {
+    die "python3 -m venv failed: install python3-venv (apt-get install python3-venv)"; }
+fi
+have=$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
+if [ "$have" != "$TORCH_VERSION" ]; then
+  say "installing torch==$TORCH_VERSION into .venv (a large download, about 2 minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q "torch==$TORCH_VERSION" || die "pip install torch==$TORCH_VERSION failed"
+else
+  say "torch $have present in .venv"
+fi
+
+# 3. Build.
+export PATH="$ROOT/.venv/bin:$PATH" VIRTUAL_ENV="$ROOT/.venv" LIBTORCH_USE_PYTORCH=1
+say "cargo build --release ${CARGO_FEATURES[*]:-} (first build: about 5 minutes)"
+cargo build --release --workspace ${CARGO_FEATURES[@]+"${CARGO_FEATURES[@]}"} \
+  || die "cargo build failed (see above)"
+say "ready: target/release/skipblock"

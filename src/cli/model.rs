@@ -1,0 +1,214 @@
+//! `skipblock model …`: architecture summaries, importing the authors' weights, feature-variance analysis.
+
+use super::GlobalArgs;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use skipblock_core::checkpoint::{self, CheckpointMeta};
+use skipblock_core::model::{loader, summary, trace, BlockOptions};
+use skipblock_core::ui;
+use skipblock_data::{folder, read_image, transforms};
+use std::path::PathBuf;
+use tch::{Kind, Tensor};
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Per-layer table and totals of parameters and multiply-adds of an architecture.
+    Summary(SummaryArgs),
+    /// Convert a PyTorch state dict (the authors' key names) to a skipblock checkpoint.
+    Import(ImportArgs),
+    /// Per-sample feature variance at the 5th, 20th and last conv layers over a folder of images
+    /// (the paper's Table 5).
+    Variance(VarianceArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    /// Architecture: skipblocknet-xs|s|m|l, mobilenetv3-large.
+    #[arg(long)]
+    pub arch: String,
+    /// Square input size.
+    #[arg(long, default_value_t = 224)]
+    pub input: i64,
+    /// Number of classes of the classifier.
+    #[arg(long, default_value_t = 1000)]
+    pub classes: i64,
+    /// Print JSON (totals and every layer).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The `.pth`/`.pt` state dict (`torch.save(model.state_dict())`).
+    pub weights: PathBuf,
+    /// Architecture the weights belong to.
+    #[arg(long)]
+    pub arch: String,
+    /// Output `.safetensors` checkpoint (a `.json` record is written beside it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Class names, one per line, in output order.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct VarianceArgs {
+    /// Checkpoint (`.safetensors`, or a `.pth` with --arch).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Folder of images (searched recursively).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Architecture, needed for a `.pth` without a record.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// At most this many images (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(global: &GlobalArgs, command: &ModelCommand) -> Result<()> {
+    match command {
+        ModelCommand::Summary(a) => run_summary(a),
+        ModelCommand::Import(a) => run_import(a),
+        ModelCommand::Variance(a) => run_variance(global, a),
+    }
+}
+
+fn run_summary(a: &SummaryArgs) -> Result<()> {
+    if a.input < 32 {
+        bail!("--input {} is too small (at least 32)", a.input);
+    }
+    let (vs, net) = loader::new_classifier(&a.arch, a.classes, tch::Device::Cpu, BlockOptions::default())?;
+    let s = summary::summarize(&net.config.name, &vs, a.input, a.classes, |xs| {
+        let _ = net.forward_t(xs, false);
+    });
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print!("{}", s.table());
+    }
+    Ok(())
+}
+
+/// Reads a labels file: one class name per line, blank lines ignored.
+pub fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read labels file '{}'", path.display()))?;
+    let labels: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if labels.is_empty() {
+        bail!("labels file '{}' is empty", path.display());
+    }
+    Ok(labels)
+}
+
+fn run_import(a: &ImportArgs) -> Result<()> {
+    if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        bail!("--out '{}' must end in .safetensors", a.out.display());
+    }
+    let loaded = loader::load_classifier(&a.weights, Some(&a.arch), tch::Device::Cpu)?;
+    let class_names = match &a.labels {
+        Some(p) => {
+            let names = read_labels(p)?;
+            if names.len() != loaded.meta.num_classes {
+                bail!("labels file '{}' has {} names but the weights have {} classes", p.display(), names.len(), loaded.meta.num_classes);
+            }
+            names
+        }
+        None => loaded.meta.class_names.clone(),
+    };
+    let meta = CheckpointMeta { class_names, ..loaded.meta.clone() };
+    checkpoint::save(&loaded.vs, &a.out, &meta)?;
+    ui::info(format!(
+        "imported {} ({} classes, {} tensors) -> {}",
+        meta.arch, meta.num_classes, loaded.vs.variables().len(), a.out.display()
+    ));
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct LayerVariance {
+    /// Position among the conv layers in execution order: `5th`, `20th`, `last` (the bias loss's features).
+    layer: &'static str,
+    name: String,
+    channels: i64,
+    average: f64,
+    max: f64,
+    min: f64,
+    #[serde(skip)]
+    record_index: usize,
+    #[serde(skip)]
+    values: Vec<f64>,
+}
+
+/// The layers of Table 5 in a traced forward pass: the 5th, the 20th and the last conv layer.
+fn table5_layers(records: &[trace::LayerRecord]) -> Result<Vec<LayerVariance>> {
+    let convs: Vec<usize> = (0..records.len()).filter(|&i| records[i].kind.starts_with("conv")).collect();
+    let last = *convs.last().context("the network has no conv layer")?;
+    let mut picks: Vec<(&'static str, usize)> =
+        [("5th", 4usize), ("20th", 19)].into_iter().filter(|(_, i)| *i < convs.len()).map(|(l, i)| (l, convs[i])).collect();
+    picks.push(("last", last));
+    Ok(picks
+        .into_iter()
+        .map(|(layer, i)| LayerVariance {
+            layer,
+            name: records[i].name.clone(),
+            channels: records[i].output[1],
+            average: 0.0,
+            max: f64::NEG_INFINITY,
+            min: f64::INFINITY,
+            record_index: i,
+            values: Vec::new(),
+        })
+        .collect())
+}
+
+fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
+    let device = global.device()?;
+    let loaded = loader::load_classifier(&a.weights, a.arch.as_deref(), device)?;
+    let mut images = folder::list_images(&a.data)?;
+    if a.limit > 0 {
+        images.truncate(a.limit);
+    }
+    let size = loaded.meta.input_size.max(32) as u32;
+    let resize = (size as f64 * 256.0 / 224.0).round() as u32;
+    let mut layers: Vec<LayerVariance> = Vec::new();
+    let bar = ui::progress_bar(images.len() as u64, "variance");
+    for chunk in images.chunks(a.batch.max(1)) {
+        let batch: Vec<Tensor> = chunk
+            .iter()
+            .map(|p| read_image(p).map(|img| transforms::eval_preprocess(&img, resize, size)))
+            .collect::<Result<_>>()?;
+        let xs = Tensor::stack(&batch, 0).to_device(device);
+        let (_, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));
+        if layers.is_empty() {
+            layers = table5_layers(&records)?;
+        }
+        for layer in &mut layers {
+            let v = skipblock_core::loss::bias::sample_variances(&outputs[layer.record_index]).to_kind(Kind::Double);
+            layer.values.extend(Vec::<f64>::try_from(&v)?);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    for l in &mut layers {
+        l.average = l.values.iter().sum::<f64>() / l.values.len().max(1) as f64;
+        l.max = l.values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        l.min = l.values.iter().cloned().fold(f64::INFINITY, f64::min);
+    }
+    if a.json {
+        println!("{}", serde_json::json!({"weights": a.weights, "arch": loaded.meta.arch, "images": images.len(), "layers": layers}));
+    } else {
+        println!("{} images, {}", images.len(), loaded.meta.arch);
+        println!("{:<6} {:<28} {:>8} {:>12} {:>12} {:>12}", "layer", "name", "channels", "average", "max", "min");
+        for r in layers {
+            println!("{:<6} {:<28} {:>8} {:>12.5} {:>12.5} {:>12.5}", r.layer, r.name, r.channels, r.average, r.max, r.min);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Losses, selectable by name in every recipe: `ce`, `bias` (the paper's bias loss), `focal`,
+//! `label-smoothing`. One [`Loss`] value serves both pipelines: classification calls [`Loss::compute`]
+//! on a batch's logits and last-conv features; detection uses [`Loss::sample_weights`] to weight each
+//! image's classification term.
+
+pub mod bias;
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Reduction, Tensor};
+
+pub use bias::{bias_weights, VarianceScaling};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    Ce,
+    Bias,
+    Focal,
+    LabelSmoothing,
+}
+
+impl std::str::FromStr for LossKind {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "ce" | "cross-entropy" => LossKind::Ce,
+            "bias" => LossKind::Bias,
+            "focal" => LossKind::Focal,
+            "label-smoothing" | "ls" => LossKind::LabelSmoothing,
+            other => bail!("unknown loss '{other}' (known: ce, bias, focal, label-smoothing)"),
+        })
+    }
+}
+
+/// The `[loss]` section of a recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossConfig {
+    pub kind: LossKind,
+    /// Bias loss: z(v) = exp(alpha·v) − beta.
+    pub alpha: f64,
+    pub beta: f64,
+    /// Bias loss: clamp z to [clamp_min, clamp_max] (on in all the paper's experiments).
+    pub clamp: bool,
+    pub clamp_min: f64,
+    pub clamp_max: f64,
+    /// Bias loss: min–max scaling of the variances per batch (`local`) or against the smallest batch
+    /// minimum seen so far (`global`).
+    pub scaling: VarianceScaling,
+    /// Focal loss exponent.
+    pub gamma: f64,
+    /// Label smoothing ε.
+    pub smoothing: f64,
+}
+
+impl Default for LossConfig {
+    fn default() -> Self {
+        LossConfig {
+            kind: LossKind::Bias,
+            alpha: 0.3,
+            beta: 0.3,
+            clamp: true,
+            clamp_min: 0.5,
+            clamp_max: 1.5,
+            scaling: VarianceScaling::Local,
+            gamma: 2.0,
+            smoothing: 0.1,
+        }
+    }
+}
+
+/// A loss value with, for the bias loss, the per-sample weights it used.
+#[derive(Debug)]
+pub struct LossOutput {
+    pub loss: Tensor,
+    pub weights: Option<Tensor>,
+}
+
+/// A configured loss, with the running state of the bias loss's `global` scaling.
+#[derive(Debug, Clone)]
+pub struct Loss {
+    pub config: LossConfig,
+    /// Smallest batch minimum of the variances seen so far (`global` scaling only).
+    pub global_min: Option<f64>,
+}
+
+impl Loss {
+    pub fn new(config: LossConfig) -> Result<Self> {
+        if config.clamp && config.clamp_min > config.clamp_max {
+            bail!("loss: clamp_min {} > clamp_max {}", config.clamp_min, config.clamp_max);
+        }
+        if config.kind == LossKind::LabelSmoothing && !(0.0..1.0).contains(&config.smoothing) {
+            bail!("loss: smoothing must be in [0, 1), got {}", config.smoothing);
+        }
+        if config.gamma < 0.0 {
+            bail!("loss: gamma must be >= 0, got {}", config.gamma);
+        }
+        Ok(Loss { config, global_min: None })
+    }
+
+    /// Whether this loss needs the last-conv features.
+    pub fn needs_features(&self) -> bool {
+        self.config.kind == LossKind::Bias
+    }
+
+    /// Per-sample cross-entropy, `[N]`.
+    pub fn per_sample_ce(logits: &Tensor, targets: &Tensor) -> Tensor {
+        logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(targets, None, Reduction::None, -100, 0.0)
+    }
+
+    /// The batch loss. `features` (the last conv's b×c×h×w output) is required by the bias loss and
+    /// ignored by the others.
+    pub fn compute(&mut self, logits: &Tensor, features: Option<&Tensor>, targets: &Tensor) -> Result<LossOutput> {
+        let c = &self.config;
+        Ok(match c.kind {
+            LossKind::Ce => LossOutput { loss: Self::per_sample_ce(logits, targets).mean(Kind::Float), weights: None },
+            LossKind::LabelSmoothing => LossOutput {
+                loss: logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(targets, None, Reduction::Mean, -100, c.smoothing),
+                weights: None,
+            },
+            LossKind::Focal => {
+                let ce = Self::per_sample_ce(logits, targets);
+                let pt = (-&ce).exp();
+                let loss = ((pt.neg() + 1.0).clamp_min(0.0).pow_tensor_scalar(c.gamma) * ce).mean(Kind::Float);
+                LossOutput { loss, weights: None }
+            }
+            LossKind::Bias => {
+                let Some(features) = features else { bail!("the bias loss needs the last-conv features") };
+                let weights = self.sample_weights(features)?;
+                let loss = (&weights * Self::per_sample_ce(logits, targets)).mean(Kind::Float);
+                LossOutput { loss, weights: Some(weights) }
+            }
+        })
+    }
+
+    /// The bias loss's per-sample weights z(v_i) (detached), updating the `global` minimum.
+    pub fn sample_weights(&mut self, features: &Tensor) -> Result<Tensor> {
+        let (weights, batch_min) = bias_weights(features, &self.config, self.global_min)?;
+        if self.config.scaling == VarianceScaling::Global {
+            self.global_min = Some(self.global_min.map_or(batch_min, |g| g.min(batch_min)));
+        }
+        Ok(weights)
+    }
+}
