@@ -1,5 +1,10 @@
 //! skipblock-classify: the classification pipeline.
 //!
-//! Will hold (classification issue): the recipes (ImageNet, CIFAR-100, Food-101 fine-tuning), the
-//! `classify train / finetune / eval / predict` commands' logic on top of the shared core (models, bias
-//! loss, training loop, checkpoints) and the data crate (datasets, augmentation, loaders).
+//! * [`recipe`]: the typed recipe (`configs/imagenet-*.toml`, `cifar100-*.toml`, `food101-finetune.toml`).
+//!
+//! To come (classification issue): the `classify train / finetune / eval` logic on top of the shared core
+//! (models, bias loss, training loop, checkpoints) and the data crate (datasets, augmentation, loaders).
+
+pub mod recipe;
+
+pub use recipe::ClassifyRecipe;

@@ -2,6 +2,7 @@
 //! verb. Global flags (`--device`, `--threads`, `--seed`, `-v`/`-q`) apply to every command.
 
 mod classify;
+mod config;
 mod info;
 mod model;
 
@@ -58,6 +59,9 @@ pub enum Command {
     /// Architectures: summary (params, MACs), import of the authors' weights, feature variance.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Recipes: show the effective configuration.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Classification: predict.
     #[command(subcommand)]
     Classify(classify::ClassifyCommand),
@@ -72,5 +76,6 @@ pub fn run() -> Result<()> {
         Command::Info(args) => info::run(g, args),
         Command::Model(c) => model::run(g, c),
         Command::Classify(c) => classify::run(g, c),
+        Command::Config(c) => config::run(c),
     }
 }

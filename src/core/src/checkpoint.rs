@@ -107,10 +107,10 @@ pub fn load_weights_partial(vs: &VarStore, path: &Path) -> Result<AssignReport> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{nn, nn::Module, Device, Kind, Tensor};
+    use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 
-    fn model(vs: &VarStore) -> nn::Sequential {
-        nn::seq()
+    fn model(vs: &VarStore) -> nn::SequentialT {
+        nn::seq_t()
             .add(nn::linear(vs.root() / "a", 3, 5, Default::default()))
             .add(nn::batch_norm1d(vs.root() / "bn", 5, Default::default()))
     }

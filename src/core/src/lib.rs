@@ -3,9 +3,11 @@
 //! * [`device`]: `--device auto|cpu|cuda|cuda:N` parsing and the runtime report of `skipblock info`;
 //! * [`config`]: TOML recipes deserialised into typed structs, with `--set a.b=v` overrides;
 //! * [`tensors`]: named-tensor files (`.safetensors`, PyTorch state dicts) and strict assignment;
+//! * [`pytorch`]: reading `torch.save` state dicts (`.pth`) without Python;
 //! * [`checkpoint`]: atomic `.safetensors` weights plus a record that is enough to rebuild the model;
 //! * [`loss`]: bias loss, cross-entropy, focal loss, label smoothing behind one interface;
 //! * [`model`]: SkipblockNet XS/S/M/L and MobileNetV3-Large, layer tracing, summaries;
+//! * [`recipe`]: the recipe sections both pipelines share;
 //! * [`ui`]: verbosity and console messages.
 
 pub mod checkpoint;
@@ -13,6 +15,8 @@ pub mod config;
 pub mod device;
 pub mod loss;
 pub mod model;
+pub mod pytorch;
+pub mod recipe;
 pub mod tensors;
 pub mod ui;
 

@@ -144,13 +144,8 @@ pub fn read_named_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
         bail!("weights file '{}' does not exist", path.display());
     }
     if is_pytorch_file(path) {
-        Tensor::loadz_multi(path).map_err(|e| {
-            anyhow!(
-                "cannot read PyTorch file '{}' (expected a torch.save(state_dict) zip): {}",
-                path.display(),
-                e.to_string().lines().next().unwrap_or("")
-            )
-        })
+        crate::pytorch::read_state_dict(path)
+            .map_err(|e| anyhow!("cannot read PyTorch file '{}': {e:#}", path.display()))
     } else {
         Ok(read_safetensors(path)?.0)
     }

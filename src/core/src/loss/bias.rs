@@ -45,7 +45,7 @@ pub fn bias_weights(features: &Tensor, config: &LossConfig, global_min: Option<f
     };
     let range = v.max() - &low;
     // range = 0 → every (v − low) is 0 too: the scaled variance is 0, never 0/0.
-    let scaled = (&v - &low) / range.clamp_min(f64::MIN_POSITIVE);
+    let scaled = (&v - &low) / range.clamp_min(1e-12);
     let z = (scaled * config.alpha).exp() - config.beta;
     let z = if config.clamp { z.clamp(config.clamp_min, config.clamp_max) } else { z };
     Ok((z.detach(), batch_min_value))
@@ -105,7 +105,7 @@ mod tests {
         let mut loss = Loss::new(LossConfig { scaling: VarianceScaling::Global, clamp: false, ..cfg() }).unwrap();
         let low = Tensor::from_slice(&[0.0f32, 0.0, 0.0, 2.0]).view([2, 2]); // variances 0, 2
         let high = Tensor::from_slice(&[0.0f32, 2.0, 0.0, 4.0]).view([2, 2]); // variances 2, 8
-        loss.sample_weights(&low).unwrap();
+        let _ = loss.sample_weights(&low).unwrap();
         assert_eq!(loss.global_min, Some(0.0));
         let w = loss.sample_weights(&high).unwrap();
         // Scaled against min 0 (not the batch's 2), max 8: 0.25 and 1.

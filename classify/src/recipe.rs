@@ -1,0 +1,116 @@
+//! The classification recipe: `configs/imagenet-*.toml`, `cifar100-*.toml`, `food101-finetune.toml`.
+
+use serde::{Deserialize, Serialize};
+use skipblock_core::loss::LossConfig;
+use skipblock_core::recipe::{ModelSection, OptimSection, ScheduleSection, TrainSection};
+use std::path::PathBuf;
+
+/// Dataset layouts read in place (no conversion step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Decide from the folder's contents.
+    Auto,
+    /// `train/<class>/*`, `val/<class>/*`.
+    Imagenet,
+    /// `images/<class>/<id>.jpg`, `meta/classes.txt`, `meta/train.txt`, `meta/test.txt`.
+    Food101,
+    /// `train.bin`, `test.bin` (binary version, fine labels), `fine_label_names.txt` when present.
+    Cifar100,
+    /// `<class>/*` with no split: a held-out fraction is used for evaluation.
+    Imagefolder,
+}
+
+/// Training-time augmentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Augment {
+    /// Inception random resized crop (scale 0.08–1, ratio 3/4–4/3) + horizontal flip.
+    Inception,
+    /// Horizontal flip + rotation in [−rotation, rotation] (+ optional pad-crop), for 32×32 images.
+    Cifar,
+    /// Evaluation preprocessing only.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    pub layout: Layout,
+    /// Dataset root; `--data` overrides it.
+    pub root: Option<PathBuf>,
+    pub augment: Augment,
+    /// CIFAR rotation range in degrees.
+    pub rotation: f64,
+    /// CIFAR: pad 4 pixels and crop back at random.
+    pub pad_crop: bool,
+    /// Evaluation: shorter side resized to `input_size · resize_ratio` before the centre crop (256/224).
+    pub resize_ratio: f64,
+    /// Image folder layout: fraction held out for evaluation.
+    pub val_fraction: f64,
+    /// Decoding threads (0 = one per core).
+    pub workers: usize,
+    /// Batches decoded ahead of the training step.
+    pub prefetch: usize,
+    /// An unreadable image is an error (otherwise skipped with a warning).
+    pub strict: bool,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        DataSection {
+            layout: Layout::Auto,
+            root: None,
+            augment: Augment::Inception,
+            rotation: 15.0,
+            pad_crop: false,
+            resize_ratio: 256.0 / 224.0,
+            val_fraction: 0.1,
+            workers: 0,
+            prefetch: 4,
+            strict: false,
+        }
+    }
+}
+
+/// `[finetune]`: transfer learning from a checkpoint onto a new class set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinetuneSection {
+    /// Checkpoint to start from; `--from` overrides it.
+    pub from: Option<PathBuf>,
+    /// Train only the new head for this many epochs, then everything.
+    pub freeze_backbone_epochs: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifyRecipe {
+    /// `classify` (a recipe says which pipeline it is for).
+    pub task: String,
+    /// Run name: outputs go to `runs/<name>/`.
+    pub name: String,
+    pub model: ModelSection,
+    pub loss: LossConfig,
+    pub data: DataSection,
+    pub optim: OptimSection,
+    pub schedule: ScheduleSection,
+    pub train: TrainSection,
+    pub finetune: FinetuneSection,
+}
+
+impl Default for ClassifyRecipe {
+    fn default() -> Self {
+        ClassifyRecipe {
+            task: "classify".into(),
+            name: "classify".into(),
+            model: ModelSection::default(),
+            loss: LossConfig::default(),
+            data: DataSection::default(),
+            optim: OptimSection::default(),
+            schedule: ScheduleSection::default(),
+            train: TrainSection::default(),
+            finetune: FinetuneSection::default(),
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! The sections of a training recipe that both pipelines share: `[model]`, `[loss]`, `[optim]`,
+//! `[schedule]` and `[train]`. Each pipeline's recipe (classification, detection) lists these next to its
+//! own `[data]` (and detection its `[ssd]`). Every field has a default; unknown keys are errors.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    /// skipblocknet-xs|s|m|l or mobilenetv3-large.
+    pub arch: String,
+    /// Square training input size.
+    pub input_size: usize,
+    /// BatchNorm momentum in PyTorch's convention (0.01 = TF's 0.99).
+    pub bn_momentum: f64,
+    pub bn_eps: f64,
+    /// Dropout before the last linear layer.
+    pub dropout: f64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection { arch: "skipblocknet-m".into(), input_size: 224, bn_momentum: 0.01, bn_eps: 1e-5, dropout: 0.2 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Rmsprop,
+}
+
+/// `[optim]`: SGD (momentum, Nesterov) or RMSProp in TensorFlow's form (decay, momentum, epsilon
+/// inside the square root), both with L2 weight decay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimSection {
+    pub kind: OptimizerKind,
+    /// Peak learning rate (after warm-up).
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// Skip weight decay on BN parameters and biases.
+    pub no_decay_bn_bias: bool,
+    /// RMSProp: decay of the squared-gradient average (TF's `decay`, PyTorch's `alpha`).
+    pub rmsprop_decay: f64,
+    pub eps: f64,
+    /// Clip the global gradient norm to this (0 = off).
+    pub grad_clip: f64,
+}
+
+impl Default for OptimSection {
+    fn default() -> Self {
+        OptimSection {
+            kind: OptimizerKind::Sgd,
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: false,
+            weight_decay: 5e-4,
+            no_decay_bn_bias: false,
+            rmsprop_decay: 0.9,
+            eps: 1e-3,
+            grad_clip: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    Constant,
+    /// × `gamma` at each epoch of `milestones`.
+    MultiStep,
+    /// × `gamma` every `step_epochs` epochs (may be fractional: ×0.97 every 2.4 epochs).
+    Exponential,
+    /// Cosine annealing from `lr` to `min_lr` over `t_max_epochs` (0 = the whole run).
+    Cosine,
+}
+
+/// `[schedule]`: learning rate per iteration, after an optional linear warm-up from `warmup_lr`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSection {
+    pub kind: ScheduleKind,
+    pub warmup_epochs: f64,
+    pub warmup_lr: f64,
+    pub milestones: Vec<f64>,
+    pub gamma: f64,
+    pub step_epochs: f64,
+    pub t_max_epochs: f64,
+    pub min_lr: f64,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        ScheduleSection {
+            kind: ScheduleKind::Cosine,
+            warmup_epochs: 0.0,
+            warmup_lr: 1e-6,
+            milestones: Vec::new(),
+            gamma: 0.1,
+            step_epochs: 1.0,
+            t_max_epochs: 0.0,
+            min_lr: 0.0,
+        }
+    }
+}
+
+/// `[train]`: the loop itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Exponential moving average of the weights (0 = off); the EMA weights are evaluated and saved.
+    pub ema_decay: f64,
+    /// Evaluate every this many epochs (and after the last).
+    pub eval_every: usize,
+    /// Stop an epoch after this many iterations (0 = the whole epoch): for smoke tests.
+    pub max_iters_per_epoch: usize,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        TrainSection { epochs: 10, batch_size: 64, ema_decay: 0.0, eval_every: 1, max_iters_per_epoch: 0 }
+    }
+}

@@ -1,0 +1,112 @@
+//! The foundation's promises, through the binary: `info`, one-line errors for bad input, global flags.
+
+mod common;
+use common::*;
+
+#[test]
+fn info_json_reports_libtorch_2_11_without_any_environment() {
+    let out = skipblock().args(["info", "--json"]).env_clear().output().unwrap();
+    let (ok, stdout, stderr) = decode(out);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["libtorch_version"].as_str().unwrap().starts_with("2.11.0"), "{v}");
+    assert!(v["cpu_threads"].as_i64().unwrap() >= 1);
+    assert!(v["cuda_available"].is_boolean());
+    assert!(v["cuda_device_count"].is_i64());
+    let features: Vec<&str> = v["features"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    if cfg!(feature = "opencv") {
+        assert!(v["opencv_version"].as_str().unwrap().starts_with('4'), "{v}");
+        assert_eq!(features, ["opencv"]);
+        assert_eq!(v["image_backend"], "opencv");
+    } else {
+        assert!(v["opencv_version"].is_null());
+        assert!(features.is_empty());
+        assert_eq!(v["image_backend"], "image");
+    }
+}
+
+#[test]
+fn info_text_and_global_flags() {
+    let (ok, stdout, stderr) = run(&["--threads", "1", "--seed", "3", "-q", "info"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("libtorch         2.11.0"), "{stdout}");
+    assert!(stdout.contains("cpu threads      1"), "--threads respected: {stdout}");
+    let (ok, stdout, _) = run(&["info", "--device", "cpu"]);
+    assert!(ok && stdout.contains("cpu"));
+}
+
+#[test]
+fn a_bad_device_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.png"), b"x").unwrap();
+    let (ok, _, stderr) = run(&["--device", "tpu:0", "classify", "predict", "--weights", "w.safetensors", "x.jpg"]);
+    assert!(!ok);
+    assert!(one_error_line(&stderr).contains("invalid device 'tpu:0'"), "{stderr}");
+}
+
+#[test]
+fn a_corrupt_image_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("m.safetensors");
+    let (ok, _, stderr) = run(&["model", "import", "--help"]);
+    assert!(ok, "{stderr}");
+    // A real (random) checkpoint, then a corrupt image.
+    write_random_checkpoint(&ckpt);
+    let bad = dir.path().join("broken.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 definitely not a jpeg").unwrap();
+    let (ok, _, stderr) = run(&["classify", "predict", "--weights", path_str(&ckpt), path_str(&bad)]);
+    assert!(!ok);
+    let line = one_error_line(&stderr);
+    assert!(line.contains("broken.jpg") && line.contains("cannot decode image"), "{line}");
+    let (ok, _, stderr) = run(&["classify", "predict", "--weights", path_str(&ckpt), "/no/such/dog.jpg"]);
+    assert!(!ok);
+    assert!(one_error_line(&stderr).contains("/no/such/dog.jpg"), "{stderr}");
+}
+
+#[test]
+fn config_errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(&["config", "show", "/no/such/recipe.toml"]);
+    assert!(!ok);
+    assert!(one_error_line(&stderr).contains("/no/such/recipe.toml"), "{stderr}");
+
+    let bad = dir.path().join("typo.toml");
+    std::fs::write(&bad, "task = \"classify\"\n[optim]\nlearning_rate = 0.1\n").unwrap();
+    let (ok, _, stderr) = run(&["config", "show", path_str(&bad)]);
+    assert!(!ok);
+    let line = one_error_line(&stderr);
+    assert!(line.contains("learning_rate") && line.contains("typo.toml"), "{line}");
+
+    let (ok, _, stderr) = run(&["config", "show", &repo().join("configs/imagenet-skipblocknet-m.toml").to_string_lossy(), "--set", "optim.lrr=1"]);
+    assert!(!ok);
+    assert!(one_error_line(&stderr).contains("lrr"), "{stderr}");
+}
+
+#[test]
+fn every_shipped_config_parses_and_overrides_apply() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(repo().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let (ok, stdout, stderr) = run(&["config", "show", path_str(&path), "--set", "optim.lr=0.5"]);
+        assert!(ok, "{}: {stderr}", path.display());
+        assert!(stdout.contains("lr = 0.5"), "{stdout}");
+        n += 1;
+    }
+    assert!(n >= 1, "configs/ has recipes");
+}
+
+/// Writes a freshly initialised SkipblockNet-XS classifier checkpoint with 3 classes.
+pub fn write_random_checkpoint(path: &std::path::Path) {
+    use skipblock_core::{checkpoint, model};
+    let (vs, net) = model::loader::new_classifier("skipblocknet-xs", 3, tch::Device::Cpu, Default::default()).unwrap();
+    let meta = checkpoint::CheckpointMeta {
+        arch: net.config.name.clone(),
+        num_classes: 3,
+        class_names: vec!["a".into(), "b".into(), "c".into()],
+        ..Default::default()
+    };
+    checkpoint::save(&vs, path, &meta).unwrap();
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests: running the `skipblock` binary and the PyTorch reference.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `skipblock` binary built for these tests.
+pub fn skipblock() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_skipblock"));
+    c.env_remove("LD_LIBRARY_PATH");
+    c
+}
+
+/// Runs `skipblock ARGS`; returns (status ok, stdout, stderr).
+pub fn run(args: &[&str]) -> (bool, String, String) {
+    let out = skipblock().args(args).output().expect("run skipblock");
+    decode(out)
+}
+
+pub fn decode(out: Output) -> (bool, String, String) {
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The `.venv` python with torch 2.11.0 (installed by `make test`). Missing is a failure, not a skip:
+/// the cross-checks against PyTorch are part of the suite.
+pub fn python() -> PathBuf {
+    let p = repo().join(".venv/bin/python");
+    assert!(p.exists(), "{} missing: run scripts/setup.sh (make test does)", p.display());
+    p
+}
+
+/// Runs `tests/python/skipblock_ref.py ARGS`, panicking with its stderr on failure.
+pub fn reference(args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(repo().join("tests/python/skipblock_ref.py"))
+        .args(args)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .expect("run python");
+    let (ok, stdout, stderr) = decode(out);
+    assert!(ok, "reference {args:?} failed: {stderr}");
+    stdout
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// The only line of stderr of a failed command, checked to be a single clear line.
+pub fn one_error_line(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    lines[0].to_string()
+}
