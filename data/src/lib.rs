@@ -3,7 +3,8 @@
 //! * [`image_io`]: read / write / resize / crop RGB images; OpenCV when the `opencv` feature is on, the
 //!   pure-Rust `image` crate otherwise (the headless build for GPU servers);
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
-//! * [`folder`]: finding image files.
+//! * [`folder`]: finding image files;
+//! * [`loader`]: the parallel, reproducible batch loader both pipelines use ([`loader::Dataset`]).
 //!
 //! To come here (see the classification and detection issues): datasets in their native layouts
 //! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
@@ -11,6 +12,7 @@
 
 pub mod folder;
 pub mod image_io;
+pub mod loader;
 pub mod transforms;
 
 pub use image_io::{read_image, write_image, RgbImage};

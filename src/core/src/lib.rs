@@ -1,5 +1,6 @@
 //! skipblock-core: what both pipelines share.
 //!
+//! * [`boxes`]: bounding boxes, IoU (plain and VOC), NMS: shared by augmentation and detection;
 //! * [`device`]: `--device auto|cpu|cuda|cuda:N` parsing and the runtime report of `skipblock info`;
 //! * [`config`]: TOML recipes deserialised into typed structs, with `--set a.b=v` overrides;
 //! * [`tensors`]: named-tensor files (`.safetensors`, PyTorch state dicts) and strict assignment;
@@ -10,6 +11,7 @@
 //! * [`recipe`]: the recipe sections both pipelines share;
 //! * [`ui`]: verbosity and console messages.
 
+pub mod boxes;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
