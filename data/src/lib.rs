@@ -3,6 +3,7 @@
 //! * [`image_io`]: read / write / resize / crop RGB images; OpenCV when the `opencv` feature is on, the
 //!   pure-Rust `image` crate otherwise (the headless build for GPU servers);
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
+//! * [`draw`]: shapes, noise, outlines and labels (synthetic datasets, annotated detections);
 //! * [`folder`]: finding image files;
 //! * [`loader`]: the parallel, reproducible batch loader both pipelines use ([`loader::Dataset`]).
 //!
@@ -10,6 +11,7 @@
 //! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
 //! synthetic dataset generators used by the tests and the demo.
 
+pub mod draw;
 pub mod folder;
 pub mod image_io;
 pub mod loader;

@@ -1,0 +1,227 @@
+//! Drawing on [`RgbImage`]s: filled shapes and noise for the synthetic datasets, outlines and labels for
+//! annotated detections. Pure Rust, the same in both builds.
+
+use crate::image_io::RgbImage;
+use rand::Rng;
+
+/// A shape the synthetic datasets draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Rectangle,
+    Ellipse,
+    Triangle,
+    Cross,
+    Ring,
+    Diamond,
+}
+
+pub const SHAPES: [Shape; 6] = [Shape::Rectangle, Shape::Ellipse, Shape::Triangle, Shape::Cross, Shape::Ring, Shape::Diamond];
+
+impl Shape {
+    /// Whether the point (u, v), in the shape's box normalised to [0, 1]², is inside the shape.
+    pub fn contains(self, u: f32, v: f32) -> bool {
+        let (x, y) = (u * 2.0 - 1.0, v * 2.0 - 1.0);
+        match self {
+            Shape::Rectangle => true,
+            Shape::Ellipse => x * x + y * y <= 1.0,
+            Shape::Triangle => y >= -1.0 && y <= 1.0 && x.abs() <= (y + 1.0) / 2.0,
+            Shape::Cross => x.abs() <= 0.3 || y.abs() <= 0.3,
+            Shape::Ring => {
+                let r = x * x + y * y;
+                (0.36..=1.0).contains(&r)
+            }
+            Shape::Diamond => x.abs() + y.abs() <= 1.0,
+        }
+    }
+}
+
+fn put(img: &mut RgbImage, x: i64, y: i64, rgb: [u8; 3]) {
+    if x >= 0 && y >= 0 && (x as u32) < img.width && (y as u32) < img.height {
+        let i = (y as usize * img.width as usize + x as usize) * 3;
+        img.data[i..i + 3].copy_from_slice(&rgb);
+    }
+}
+
+/// Fills `shape` inside the box [x0, x1) × [y0, y1) (pixels, clipped to the image).
+pub fn fill_shape(img: &mut RgbImage, shape: Shape, x0: f32, y0: f32, x1: f32, y1: f32, rgb: [u8; 3]) {
+    let (w, h) = ((x1 - x0).max(1e-3), (y1 - y0).max(1e-3));
+    let (xs, xe) = (x0.floor().max(0.0) as i64, x1.ceil().min(img.width as f32) as i64);
+    let (ys, ye) = (y0.floor().max(0.0) as i64, y1.ceil().min(img.height as f32) as i64);
+    for y in ys..ye {
+        for x in xs..xe {
+            let (u, v) = ((x as f32 + 0.5 - x0) / w, (y as f32 + 0.5 - y0) / h);
+            if (0.0..=1.0).contains(&u) && (0.0..=1.0).contains(&v) && shape.contains(u, v) {
+                put(img, x, y, rgb);
+            }
+        }
+    }
+}
+
+/// Adds uniform noise in [−amount, amount] to every channel.
+pub fn add_noise(img: &mut RgbImage, amount: u8, rng: &mut impl Rng) {
+    if amount == 0 {
+        return;
+    }
+    let a = amount as i16;
+    for p in img.data.iter_mut() {
+        *p = (*p as i16 + rng.gen_range(-a..=a)).clamp(0, 255) as u8;
+    }
+}
+
+/// A background: a linear gradient between two colours plus `blobs` random faint rectangles (clutter).
+pub fn background(width: u32, height: u32, rng: &mut impl Rng, blobs: usize) -> RgbImage {
+    let c0: [u8; 3] = [rng.gen(), rng.gen(), rng.gen()];
+    let c1: [u8; 3] = [rng.gen(), rng.gen(), rng.gen()];
+    let horizontal = rng.gen_bool(0.5);
+    let mut img = RgbImage::filled(width, height, [0, 0, 0]);
+    for y in 0..height {
+        for x in 0..width {
+            let t = if horizontal { x as f32 / width.max(1) as f32 } else { y as f32 / height.max(1) as f32 };
+            let rgb = [0, 1, 2].map(|c| (c0[c] as f32 * (1.0 - t) + c1[c] as f32 * t) as u8);
+            put(&mut img, x as i64, y as i64, rgb);
+        }
+    }
+    for _ in 0..blobs {
+        let (bw, bh) = (rng.gen_range(0.05..0.3) * width as f32, rng.gen_range(0.05..0.3) * height as f32);
+        let (bx, by) = (rng.gen_range(0.0..width as f32), rng.gen_range(0.0..height as f32));
+        let base = img.pixel((bx as u32).min(width - 1), (by as u32).min(height - 1));
+        let rgb = base.map(|c| c.saturating_add(rng.gen_range(0..40)).saturating_sub(rng.gen_range(0..40)));
+        fill_shape(&mut img, Shape::Rectangle, bx, by, bx + bw, by + bh, rgb);
+    }
+    img
+}
+
+/// A rectangle outline of `thickness` pixels along [x0, x1] × [y0, y1].
+pub fn draw_rect(img: &mut RgbImage, x0: f32, y0: f32, x1: f32, y1: f32, thickness: u32, rgb: [u8; 3]) {
+    let t = thickness.max(1) as i64;
+    let (x0, y0, x1, y1) = (x0.round() as i64, y0.round() as i64, x1.round() as i64, y1.round() as i64);
+    for k in 0..t {
+        for x in x0..=x1 {
+            put(img, x, y0 + k, rgb);
+            put(img, x, y1 - k, rgb);
+        }
+        for y in y0..=y1 {
+            put(img, x0 + k, y, rgb);
+            put(img, x1 - k, y, rgb);
+        }
+    }
+}
+
+/// 5×7 bitmap glyphs for `0-9 a-z . : % -` and space (upper case is drawn as lower case).
+fn glyph(c: char) -> [u8; 7] {
+    match c.to_ascii_lowercase() {
+        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
+        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
+        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
+        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
+        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
+        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
+        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
+        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
+        'a' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
+        'b' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
+        'c' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
+        'd' => [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C],
+        'e' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
+        'f' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
+        'g' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
+        'h' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
+        'i' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        'j' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
+        'k' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
+        'l' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
+        'm' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
+        'n' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
+        'o' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'p' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
+        'q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
+        'r' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
+        's' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
+        't' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
+        'u' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'v' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
+        'w' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
+        'x' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
+        'y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
+        'z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
+        '.' => [0, 0, 0, 0, 0, 0x0C, 0x0C],
+        ':' => [0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0],
+        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
+        '-' => [0, 0, 0, 0x1F, 0, 0, 0],
+        _ => [0; 7],
+    }
+}
+
+/// Writes `text` with its top-left corner at (x, y) on a filled label box; `scale` pixels per dot.
+pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg: [u8; 3], bg: [u8; 3]) {
+    let s = scale.max(1) as i64;
+    let (w, h) = (text.chars().count() as i64 * 6 * s + s, 9 * s);
+    for yy in 0..h {
+        for xx in 0..w {
+            put(img, x + xx, y + yy, bg);
+        }
+    }
+    for (i, c) in text.chars().enumerate() {
+        let rows = glyph(c);
+        for (r, bits) in rows.iter().enumerate() {
+            for col in 0..5 {
+                if bits & (0x10 >> col) != 0 {
+                    for dy in 0..s {
+                        for dx in 0..s {
+                            put(img, x + s + (i as i64 * 6 + col) * s + dx, y + s + r as i64 * s + dy, fg);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A distinct colour for class `i` (for boxes and labels).
+pub fn class_color(i: usize) -> [u8; 3] {
+    const PALETTE: [[u8; 3]; 10] = [
+        [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+        [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
+    ];
+    PALETTE[i % PALETTE.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn shapes_fill_their_box_only() {
+        let mut img = RgbImage::filled(40, 40, [0, 0, 0]);
+        fill_shape(&mut img, Shape::Ellipse, 10.0, 10.0, 30.0, 30.0, [255, 0, 0]);
+        assert_eq!(img.pixel(20, 20), [255, 0, 0]);
+        assert_eq!(img.pixel(10, 10), [0, 0, 0], "corner of the box is outside the ellipse");
+        assert_eq!(img.pixel(5, 20), [0, 0, 0]);
+        let mut ring = RgbImage::filled(40, 40, [0, 0, 0]);
+        fill_shape(&mut ring, Shape::Ring, 0.0, 0.0, 40.0, 40.0, [9, 9, 9]);
+        assert_eq!(ring.pixel(20, 20), [0, 0, 0], "a ring has a hole");
+        // Out-of-image boxes are clipped, not a panic.
+        fill_shape(&mut img, Shape::Rectangle, -10.0, 35.0, 60.0, 80.0, [1, 2, 3]);
+        assert_eq!(img.pixel(39, 39), [1, 2, 3]);
+    }
+
+    #[test]
+    fn outlines_labels_and_backgrounds() {
+        let mut img = RgbImage::filled(60, 30, [0, 0, 0]);
+        draw_rect(&mut img, 5.0, 5.0, 20.0, 20.0, 2, [0, 255, 0]);
+        assert_eq!(img.pixel(5, 12), [0, 255, 0]);
+        assert_eq!(img.pixel(12, 12), [0, 0, 0]);
+        draw_label(&mut img, 30, 0, "a1", 1, [255, 255, 255], [0, 0, 255]);
+        assert!(img.data.chunks(3).any(|p| p == [255, 255, 255]));
+        draw_label(&mut img, 55, 25, "clipped text", 2, [1, 1, 1], [2, 2, 2]);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let bg = background(32, 24, &mut rng, 5);
+        assert_eq!((bg.width, bg.height), (32, 24));
+        let mut noisy = bg.clone();
+        add_noise(&mut noisy, 10, &mut rng);
+        assert_ne!(noisy, bg);
+    }
+}
