@@ -5,7 +5,8 @@
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
 //! * [`draw`]: shapes, noise, outlines and labels (synthetic datasets, annotated detections);
 //! * [`folder`]: finding image files;
-//! * [`loader`]: the parallel, reproducible batch loader both pipelines use ([`loader::Dataset`]).
+//! * [`loader`]: re-export of the core's parallel batch loader, whose [`loader::Dataset`] the datasets
+//!   here implement.
 //!
 //! To come here (see the classification and detection issues): datasets in their native layouts
 //! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
@@ -14,7 +15,7 @@
 pub mod draw;
 pub mod folder;
 pub mod image_io;
-pub mod loader;
+pub use skipblock_core::loader;
 pub mod transforms;
 
 pub use image_io::{read_image, write_image, RgbImage};

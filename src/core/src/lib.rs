@@ -9,17 +9,21 @@
 //! * [`loss`]: bias loss, cross-entropy, focal loss, label smoothing behind one interface;
 //! * [`model`]: SkipblockNet XS/S/M/L and MobileNetV3-Large, layer tracing, summaries;
 //! * [`recipe`]: the recipe sections both pipelines share;
+//! * [`loader`]: the parallel, reproducible batch loader both pipelines use;
+//! * [`train`]: optimisers, schedules, EMA, metrics files and the training loop with `--resume`;
 //! * [`ui`]: verbosity and console messages.
 
 pub mod boxes;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod loader;
 pub mod loss;
 pub mod model;
 pub mod pytorch;
 pub mod recipe;
 pub mod tensors;
+pub mod train;
 pub mod ui;
 
 pub use tch;

@@ -148,7 +148,7 @@ pub fn load_epoch<D: Dataset>(dataset: Arc<D>, epoch: usize, config: &LoaderConf
                     }
                     Err(e) => {
                         skipped_in.fetch_add(1, Ordering::Relaxed);
-                        skipblock_core::ui::warn(format!("skipped: {e:#}"));
+                        crate::ui::warn(format!("skipped: {e:#}"));
                     }
                 }
             }

@@ -1,0 +1,393 @@
+//! The training loop both pipelines run: epochs of batches from the parallel loader, the learning-rate
+//! schedule per iteration, the optimiser step (with optional gradient clipping), EMA, evaluation, metrics
+//! files, atomic checkpoints and `--resume`.
+//!
+//! A run lives in `runs/<name>/`:
+//! * `config.toml`: the effective recipe;
+//! * `last.safetensors`, `best.safetensors`: inference checkpoints (EMA weights when EMA is on) with
+//!   their records, loadable by every command taking `--weights`;
+//! * `last.state.safetensors`: everything `--resume` needs (raw weights, optimiser buffers, EMA shadow,
+//!   epoch, best value, task state such as the bias loss's global minimum);
+//! * `metrics.jsonl`, `metrics.csv`: one record per epoch.
+//!
+//! Reproducibility: libtorch's generator is re-seeded from (seed, epoch) at the start of every epoch and
+//! the loader is seeded the same way, so a run resumed after epoch `e` produces the same metrics for the
+//! remaining epochs as an uninterrupted run (on the same device and thread count).
+
+use super::ema::Ema;
+use super::metrics::{Metrics, MetricsLog};
+use super::optim::Optimizer;
+use super::schedule::Schedule;
+use crate::checkpoint::{self, CheckpointMeta};
+use crate::recipe::{OptimSection, ScheduleSection, TrainSection};
+use crate::{tensors, ui};
+use anyhow::{bail, Context, Result};
+use crate::loader::{load_epoch, mix, Dataset, LoaderConfig};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn::VarStore, Tensor};
+
+/// What a pipeline provides to [`fit`].
+pub trait Task {
+    type Data: Dataset;
+    fn train_data(&self) -> Arc<Self::Data>;
+    /// The loss of one training batch (model in train mode) and the number of samples in it.
+    fn train_batch(&mut self, batch: Vec<<Self::Data as Dataset>::Item>) -> Result<(Tensor, usize)>;
+    /// Validation metrics (model in eval mode; the EMA weights are in place when EMA is on).
+    fn evaluate(&mut self, epoch: usize) -> Result<Metrics>;
+    /// The record saved with the checkpoints (architecture, classes, …); `fit` sets epoch and metrics.
+    fn checkpoint_meta(&self) -> CheckpointMeta;
+    /// Variable-name prefixes kept frozen during `epoch` (0-based).
+    fn frozen_prefixes(&self, _epoch: usize) -> Vec<String> {
+        Vec::new()
+    }
+    /// Task state to carry across `--resume` (e.g. the bias loss's running minimum).
+    fn state(&self) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+    fn load_state(&mut self, _state: &BTreeMap<String, String>) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    pub run_dir: PathBuf,
+    pub optim: OptimSection,
+    pub schedule: ScheduleSection,
+    pub train: TrainSection,
+    pub loader: LoaderConfig,
+    /// Metric that decides `best.safetensors`, and whether higher is better.
+    pub best_metric: String,
+    pub higher_is_better: bool,
+    pub resume: bool,
+    /// Stop after this many epochs in this invocation; the schedule still spans `train.epochs` and a
+    /// later `--resume` continues (for time-limited jobs on shared machines).
+    pub stop_after: Option<usize>,
+    /// Start over in an existing run folder (its checkpoints are replaced).
+    pub exist_ok: bool,
+    pub seed: u64,
+    /// The effective recipe, written to `config.toml` and into the checkpoints.
+    pub config_text: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FitSummary {
+    pub epochs_run: usize,
+    pub last: Metrics,
+    pub best_value: Option<f64>,
+    pub run_dir: PathBuf,
+}
+
+pub fn state_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("last.state.safetensors")
+}
+
+fn is_better(value: f64, best: Option<f64>, higher: bool) -> bool {
+    match best {
+        None => true,
+        Some(b) => if higher { value > b } else { value < b },
+    }
+}
+
+struct Resumed {
+    epoch: usize,
+    best: Option<f64>,
+}
+
+fn save_state(vs: &VarStore, opt: &Optimizer, ema: Option<&Ema>, epoch: usize, best: Option<f64>, task_state: BTreeMap<String, String>, path: &Path) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (format!("model.{k}"), v.detach())).collect();
+    named.extend(opt.state().into_iter().map(|(k, v)| (format!("optim.{k}"), v)));
+    if let Some(ema) = ema {
+        named.extend(ema.state());
+    }
+    let mut meta = BTreeMap::from([("epoch".to_string(), epoch.to_string())]);
+    if let Some(b) = best {
+        meta.insert("best".into(), b.to_string());
+    }
+    for (k, v) in task_state {
+        meta.insert(format!("task.{k}"), v);
+    }
+    tensors::write_safetensors(path, &named, &meta)
+}
+
+fn load_state<T: Task>(task: &mut T, vs: &VarStore, opt: &mut Optimizer, ema: Option<&mut Ema>, path: &Path) -> Result<Resumed> {
+    if !path.exists() {
+        bail!("nothing to resume: '{}' does not exist", path.display());
+    }
+    let (named, meta) = tensors::read_safetensors(path)?;
+    let mut model = Vec::new();
+    let mut rest = BTreeMap::new();
+    for (k, v) in named {
+        match k.strip_prefix("model.") {
+            Some(name) => model.push((name.to_string(), v)),
+            None => {
+                rest.insert(k, v);
+            }
+        }
+    }
+    tensors::assign(vs, model, true).with_context(|| format!("'{}' does not fit this model", path.display()))?;
+    let optim: BTreeMap<String, Tensor> = rest.iter().filter_map(|(k, v)| k.strip_prefix("optim.").map(|n| (n.to_string(), v.shallow_clone()))).collect();
+    opt.load_state(&optim)?;
+    if let Some(ema) = ema {
+        ema.load_state(&rest);
+    }
+    let task_state: BTreeMap<String, String> = meta.iter().filter_map(|(k, v)| k.strip_prefix("task.").map(|n| (n.to_string(), v.clone()))).collect();
+    task.load_state(&task_state)?;
+    let epoch = meta.get("epoch").and_then(|e| e.parse().ok()).with_context(|| format!("'{}' has no epoch", path.display()))?;
+    Ok(Resumed { epoch, best: meta.get("best").and_then(|b| b.parse().ok()) })
+}
+
+/// Saves the inference checkpoint `path` (EMA weights when EMA is on).
+fn save_weights(vs: &VarStore, ema: Option<&mut Ema>, meta: &CheckpointMeta, path: &Path) -> Result<()> {
+    match ema {
+        Some(ema) => {
+            ema.swap();
+            let r = checkpoint::save(vs, path, meta);
+            ema.swap();
+            r
+        }
+        None => checkpoint::save(vs, path, meta),
+    }
+}
+
+/// Trains `task` (whose variables live in `vs`) as `options` say.
+pub fn fit<T: Task>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result<FitSummary> {
+    let dir = &options.run_dir;
+    let state_file = state_path(dir);
+    if !options.resume && state_file.exists() && !options.exist_ok {
+        bail!("run folder '{}' already holds a run: pass --resume to continue it, --exist-ok to start over, or another --name", dir.display());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+    tensors::write_atomic(&dir.join("config.toml"), options.config_text.as_bytes())?;
+    let epochs = options.train.epochs;
+    let data = task.train_data();
+    if data.is_empty() {
+        bail!("the training set is empty");
+    }
+    let mut opt = Optimizer::new(vs, &options.optim);
+    let schedule = Schedule::new(&options.schedule, options.optim.lr, epochs);
+    let mut ema = (options.train.ema_decay > 0.0).then(|| Ema::new(vs, options.train.ema_decay));
+    let log = MetricsLog::new(dir);
+    let (mut start, mut best) = (0, None);
+    if options.resume {
+        let r = load_state(task, vs, &mut opt, ema.as_mut(), &state_file)?;
+        log.truncate_after(r.epoch)?;
+        ui::info(format!("resuming '{}' after epoch {}/{}", dir.display(), r.epoch, epochs));
+        (start, best) = (r.epoch, r.best);
+    } else {
+        let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
+        let _ = std::fs::remove_file(dir.join("metrics.csv"));
+    }
+    let mut last = Metrics::new();
+    let end = options.stop_after.map_or(epochs, |n| (start + n).min(epochs));
+    for epoch in start..end {
+        tch::manual_seed(mix(&[options.seed, epoch as u64, 7]) as i64 & i64::MAX);
+        opt.set_frozen(task.frozen_prefixes(epoch));
+        let batches = load_epoch(data.clone(), epoch, &options.loader)?;
+        let mut iters = batches.num_batches();
+        if options.train.max_iters_per_epoch > 0 {
+            iters = iters.min(options.train.max_iters_per_epoch);
+        }
+        let bar = ui::progress_bar(iters as u64, &format!("{}/{}", epoch + 1, epochs));
+        let started = Instant::now();
+        let (mut loss_sum, mut samples) = (0.0f64, 0usize);
+        let mut batches = batches;
+        for (i, batch) in batches.by_ref().take(iters).enumerate() {
+            let batch = batch?;
+            let lr = schedule.lr(epoch, i, iters);
+            opt.set_lr(lr);
+            opt.zero_grad();
+            let (loss, n) = task.train_batch(batch)?;
+            let value = f64::try_from(&loss)?;
+            if !value.is_finite() {
+                bail!("the loss became {value} at epoch {} iteration {}: lower the learning rate or check the data", epoch + 1, i + 1);
+            }
+            loss.backward();
+            if options.optim.grad_clip > 0.0 {
+                opt.clip_grad_norm(options.optim.grad_clip);
+            }
+            opt.step();
+            if let Some(e) = ema.as_mut() {
+                e.update();
+            }
+            loss_sum += value * n as f64;
+            samples += n;
+            let rate = samples as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {:.4} lr {lr:.2e} {rate:.1} img/s", loss_sum / samples.max(1) as f64));
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let mut metrics = Metrics::from([
+            ("epoch".to_string(), (epoch + 1) as f64),
+            ("train_loss".to_string(), loss_sum / samples.max(1) as f64),
+            ("lr".to_string(), opt.lr()),
+            ("images_per_sec".to_string(), samples as f64 / seconds.max(1e-9)),
+            ("epoch_seconds".to_string(), seconds),
+            ("skipped".to_string(), batches.skipped() as f64),
+        ]);
+        drop(batches);
+        let evaluate = (epoch + 1) % options.train.eval_every.max(1) == 0 || epoch + 1 == epochs;
+        if evaluate {
+            if let Some(e) = ema.as_mut() {
+                e.swap();
+            }
+            let eval = task.evaluate(epoch);
+            if let Some(e) = ema.as_mut() {
+                e.swap();
+            }
+            metrics.extend(eval?);
+        }
+        let mut meta = task.checkpoint_meta();
+        meta.epoch = epoch + 1;
+        meta.config = Some(options.config_text.clone());
+        meta.metrics = serde_json::to_value(&metrics)?;
+        save_weights(vs, ema.as_mut(), &meta, &dir.join("last.safetensors"))?;
+        if let Some(&value) = metrics.get(&options.best_metric) {
+            if is_better(value, best, options.higher_is_better) {
+                best = Some(value);
+                save_weights(vs, ema.as_mut(), &meta, &dir.join("best.safetensors"))?;
+            }
+        }
+        save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task.state(), &state_file)?;
+        log.append(&metrics)?;
+        ui::info(format_epoch(&metrics, epochs));
+        last = metrics;
+    }
+    Ok(FitSummary { epochs_run: end - start, last, best_value: best, run_dir: dir.clone() })
+}
+
+/// "epoch 3/10  train_loss 1.2345  top1 0.4560 …" (lr and timing last).
+pub fn format_epoch(m: &Metrics, epochs: usize) -> String {
+    let mut parts = vec![format!("epoch {}/{epochs}", m.get("epoch").copied().unwrap_or(0.0) as usize)];
+    for (k, v) in m {
+        if !matches!(k.as_str(), "epoch" | "lr" | "images_per_sec" | "epoch_seconds" | "skipped") {
+            parts.push(format!("{k} {v:.4}"));
+        }
+    }
+    parts.push(format!("lr {:.2e}", m.get("lr").copied().unwrap_or(0.0)));
+    parts.push(format!("{:.1} img/s", m.get("images_per_sec").copied().unwrap_or(0.0)));
+    if let Some(s) = m.get("skipped").filter(|&&s| s > 0.0) {
+        parts.push(format!("{s} skipped"));
+    }
+    parts.join("  ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::Rng;
+    use rand::Rng as _;
+    use tch::{nn, nn::Module, Device, Kind};
+
+    /// Points in 2-D, label = which side of a line they fall on (with label noise from the rng).
+    struct Points(usize);
+    impl Dataset for Points {
+        type Item = (Tensor, i64);
+        fn len(&self) -> usize {
+            self.0
+        }
+        fn get(&self, index: usize, rng: &mut Rng) -> Result<(Tensor, i64)> {
+            let x = (index % 17) as f32 / 8.0 - 1.0;
+            let y = (index % 13) as f32 / 6.0 - 1.0 + rng.gen_range(-0.05..0.05);
+            Ok((Tensor::from_slice(&[x, y]), i64::from(x + 0.5 * y > 0.1)))
+        }
+    }
+
+    struct Toy {
+        net: nn::Sequential,
+        data: Arc<Points>,
+    }
+    impl Task for Toy {
+        type Data = Points;
+        fn train_data(&self) -> Arc<Points> {
+            self.data.clone()
+        }
+        fn train_batch(&mut self, batch: Vec<(Tensor, i64)>) -> Result<(Tensor, usize)> {
+            let n = batch.len();
+            let xs = Tensor::stack(&batch.iter().map(|b| b.0.shallow_clone()).collect::<Vec<_>>(), 0);
+            let ys = Tensor::from_slice(&batch.iter().map(|b| b.1).collect::<Vec<_>>());
+            // Dropout makes the run depend on libtorch's generator, which resume must restore.
+            let logits = self.net.forward(&xs.dropout(0.1, true));
+            Ok((logits.cross_entropy_for_logits(&ys), n))
+        }
+        fn evaluate(&mut self, _epoch: usize) -> Result<Metrics> {
+            let mut rng = crate::loader::sample_rng(0, 0, 0);
+            let items: Vec<_> = (0..200).map(|i| self.data.get(i, &mut rng).unwrap()).collect();
+            let xs = Tensor::stack(&items.iter().map(|b| b.0.shallow_clone()).collect::<Vec<_>>(), 0);
+            let ys = Tensor::from_slice(&items.iter().map(|b| b.1).collect::<Vec<_>>());
+            let acc = tch::no_grad(|| self.net.forward(&xs).argmax(-1, false).eq_tensor(&ys).to_kind(Kind::Float).mean(Kind::Float));
+            Ok(Metrics::from([("acc".to_string(), f64::try_from(acc)?)]))
+        }
+        fn checkpoint_meta(&self) -> CheckpointMeta {
+            CheckpointMeta { arch: "toy".into(), num_classes: 2, ..Default::default() }
+        }
+    }
+
+    fn toy(vs: &VarStore) -> Toy {
+        let net = nn::seq().add(nn::linear(vs.root() / "a", 2, 16, Default::default())).add_fn(|x| x.relu()).add(nn::linear(vs.root() / "b", 16, 2, Default::default()));
+        Toy { net, data: Arc::new(Points(256)) }
+    }
+
+    fn options(dir: &Path, epochs: usize, resume: bool) -> FitOptions {
+        FitOptions {
+            run_dir: dir.to_path_buf(),
+            optim: OptimSection { lr: 0.2, ..Default::default() },
+            schedule: ScheduleSection::default(),
+            train: TrainSection { epochs, batch_size: 32, ema_decay: 0.9, ..Default::default() },
+            loader: LoaderConfig { batch_size: 32, shuffle: true, seed: 5, workers: 1, ..Default::default() },
+            best_metric: "acc".into(),
+            higher_is_better: true,
+            resume,
+            stop_after: None,
+            exist_ok: false,
+            seed: 5,
+            config_text: "name = \"toy\"\n".into(),
+        }
+    }
+
+    #[test]
+    fn learns_writes_a_run_and_resumes_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let straight = dir.path().join("straight");
+        tch::manual_seed(1);
+        let vs = VarStore::new(Device::Cpu);
+        let mut task = toy(&vs);
+        let summary = fit(&mut task, &vs, &options(&straight, 4, false)).unwrap();
+        assert!(summary.last["acc"] > 0.85, "{:?}", summary.last);
+        for f in ["config.toml", "last.safetensors", "best.safetensors", "last.state.safetensors", "metrics.jsonl", "metrics.csv"] {
+            assert!(straight.join(f).exists(), "{f}");
+        }
+        let meta = checkpoint::load_meta(&straight.join("last.safetensors")).unwrap();
+        assert_eq!(meta.epoch, 4);
+        // A second run in the same folder is refused…
+        let vs_again = VarStore::new(Device::Cpu);
+        let err = fit(&mut toy(&vs_again), &vs_again, &options(&straight, 4, false)).unwrap_err().to_string();
+        assert!(err.contains("--resume"), "{err}");
+
+        // …2 epochs, "killed", then resumed to 4 with fresh variables: the same metrics.
+        let split = dir.path().join("split");
+        tch::manual_seed(1);
+        let vs1 = VarStore::new(Device::Cpu);
+        fit(&mut toy(&vs1), &vs1, &FitOptions { stop_after: Some(2), ..options(&split, 4, false) }).unwrap();
+        tch::manual_seed(99);
+        let vs2 = VarStore::new(Device::Cpu);
+        let resumed = fit(&mut toy(&vs2), &vs2, &options(&split, 4, true)).unwrap();
+        assert_eq!(resumed.epochs_run, 2);
+        let a = MetricsLog::new(&straight).read().unwrap();
+        let b = MetricsLog::new(&split).read().unwrap();
+        assert_eq!(b.len(), 4);
+        for (x, y) in a.iter().zip(&b) {
+            for key in ["train_loss", "acc", "lr"] {
+                assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
+            }
+        }
+        // Resuming where nothing was saved is a clear error.
+        let vs3 = VarStore::new(Device::Cpu);
+        let err = fit(&mut toy(&vs3), &vs3, &options(&dir.path().join("none"), 4, true)).unwrap_err().to_string();
+        assert!(err.contains("nothing to resume"), "{err}");
+    }
+}

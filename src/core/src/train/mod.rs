@@ -1,0 +1,11 @@
+//! The training machinery shared by classification and detection: optimisers, learning-rate schedules,
+//! EMA of weights, metrics files, and the loop itself ([`fit`]) with checkpoints and `--resume`.
+
+pub mod ema;
+pub mod fit;
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
+
+pub use fit::{fit, FitOptions, FitSummary, Task};
+pub use metrics::Metrics;
