@@ -62,7 +62,8 @@ fn predict(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
     }
     let device = global.device()?;
     let images = folder::expand_sources(&a.images)?;
-    let model = loader::load_classifier(&a.weights, a.arch.as_deref(), device)?;
+    let mut model = loader::load_classifier(&a.weights, a.arch.as_deref(), device)?;
+    model.net.fuse_bn();
     let k = a.topk.min(model.meta.num_classes) as i64;
     for chunk in images.chunks(a.batch.max(1)) {
         let batch: Vec<Tensor> = chunk

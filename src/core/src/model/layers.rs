@@ -63,6 +63,10 @@ pub struct ConvBn {
     pub groups: i64,
     pub in_channels: i64,
     pub out_channels: i64,
+    pub stride: i64,
+    bn_eps: f64,
+    /// Conv weights and bias with the BN folded in (inference only, see [`ConvBn::fuse`]).
+    fused: Option<(Tensor, Tensor)>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -106,7 +110,7 @@ impl ConvBn {
                 ..Default::default()
             },
         );
-        ConvBn { name, conv, bn, act, kernel, groups, in_channels: cin, out_channels: cout }
+        ConvBn { name, conv, bn, act, kernel, groups, in_channels: cin, out_channels: cout, stride, bn_eps: opts.bn_eps, fused: None }
     }
 
     /// Conv at `{p}/{i}`, BN at `{p}/{i+1}` (the Sequential layout of the release).
@@ -118,8 +122,30 @@ impl ConvBn {
         self.conv.ws.numel() as i64 + self.bn.ws.as_ref().map_or(0, |w| w.numel() as i64) * 2
     }
 
+    /// Folds the batch norm into the convolution for inference: w' = w·γ/√(σ²+ε), b' = β − μ·γ/√(σ²+ε).
+    /// Eval-mode forward passes then run one convolution with bias; training ignores the folded copy.
+    /// Call it once the weights are final (after loading a checkpoint).
+    pub fn fuse(&mut self) {
+        let fused = tch::no_grad(|| {
+            let bn = &self.bn;
+            let gamma = bn.ws.as_ref().map_or_else(|| bn.running_var.ones_like(), |w| w.detach());
+            let beta = bn.bs.as_ref().map_or_else(|| bn.running_mean.zeros_like(), |b| b.detach());
+            let scale = gamma / (&bn.running_var + self.bn_eps).sqrt();
+            let w = &self.conv.ws * scale.view([-1, 1, 1, 1]);
+            let b = beta - &bn.running_mean * &scale;
+            (w.contiguous(), b.contiguous())
+        });
+        self.fused = Some(fused);
+    }
+
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let ys = self.act.apply(xs.apply(&self.conv).apply_t(&self.bn, train));
+        let ys = match (&self.fused, train) {
+            (Some((w, b)), false) => {
+                let p = (self.kernel - 1) / 2;
+                self.act.apply(xs.conv2d(w, Some(b), [self.stride, self.stride], [p, p], [1, 1], self.groups))
+            }
+            _ => self.act.apply(xs.apply(&self.conv).apply_t(&self.bn, train)),
+        };
         if trace::active() {
             let per_output = self.in_channels / self.groups * self.kernel * self.kernel;
             trace::record(&self.name, &format!("conv{}x{}{}", self.kernel, self.kernel, if self.groups > 1 { " dw" } else { "" }), xs, &ys, self.params(), per_output);
@@ -212,6 +238,14 @@ impl InvertedResidual {
         self.forward_tap(xs, train).0
     }
 
+    pub fn fuse(&mut self) {
+        if let Some(e) = self.expand.as_mut() {
+            e.fuse();
+        }
+        self.depthwise.fuse();
+        self.project.fuse();
+    }
+
     /// Also returns the expansion output (after the expand conv's activation): SSDLite's first head taps
     /// it in the first stride-2 block of the last stage.
     pub fn forward_tap(&self, xs: &Tensor, train: bool) -> (Tensor, Option<Tensor>) {
@@ -244,6 +278,12 @@ impl SkipBlock {
             depthwise: ConvBn::seq(&c, 3, hidden, hidden, kernel, 1, hidden, Act::Relu, o),
             project: ConvBn::seq(&c, 6, hidden, cout, 1, 1, 1, Act::None, o),
         }
+    }
+
+    pub fn fuse(&mut self) {
+        self.expand.fuse();
+        self.depthwise.fuse();
+        self.project.fuse();
     }
 
     /// The block's contribution for a target of spatial size `hw`.

@@ -91,6 +91,19 @@ impl SkipblockNet {
         SkipblockNet { config: config.clone(), num_classes, first_layer, base_block, stages, skip1, skip2, last_conv, classifier }
     }
 
+    /// Folds every batch norm into its convolution for fast inference (eval-mode passes only).
+    pub fn fuse_bn(&mut self) {
+        self.first_layer.fuse();
+        self.base_block.fuse();
+        for block in self.stages.iter_mut().flatten() {
+            block.fuse();
+        }
+        for skip in [self.skip1.as_mut(), self.skip2.as_mut()].into_iter().flatten() {
+            skip.fuse();
+        }
+        self.last_conv.fuse();
+    }
+
     /// Channels of the two detection taps: (expansion16, last).
     pub fn feature_channels(&self) -> (i64, i64) {
         let tap = self.tap_block().map_or(self.last_conv.in_channels, |(s, b)| self.stages[s][b].hidden);
@@ -152,5 +165,33 @@ impl SkipblockNet {
     pub fn forward_features(&self, xs: &Tensor, train: bool) -> BackboneFeatures {
         let (last, tap) = self.backbone(xs, train, true);
         BackboneFeatures { expansion16: tap.expect("every configured network has a stride-2 block in its last stage"), last }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::by_name;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn folded_batch_norm_gives_the_same_outputs() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut net = SkipblockNet::new(&vs.root(), &by_name("skipblocknet-xs").unwrap(), 5, BlockOptions::default());
+        // Train-mode passes give the BNs non-trivial running statistics.
+        for _ in 0..3 {
+            let _ = net.forward_t(&(Tensor::randn([4, 3, 96, 96], (Kind::Float, Device::Cpu)) * 2.0 + 0.5), true);
+        }
+        let x = Tensor::randn([2, 3, 96, 96], (Kind::Float, Device::Cpu));
+        let before = tch::no_grad(|| net.forward_t(&x, false));
+        net.fuse_bn();
+        let after = tch::no_grad(|| net.forward_t(&x, false));
+        let d = f64::try_from((&before.logits - &after.logits).abs().max()).unwrap();
+        let f = f64::try_from((&before.features - &after.features).abs().max()).unwrap();
+        assert!(d < 1e-4 && f < 1e-3, "logits {d}, features {f}");
+        // Train mode still uses the real BN (batch statistics): different from eval.
+        let train = net.forward_t(&x, true);
+        assert!(f64::try_from((&train.features - &after.features).abs().max()).unwrap() > 1e-3);
     }
 }
