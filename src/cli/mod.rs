@@ -1,6 +1,7 @@
 //! The command-line interface (clap derive), in the style of `yolo detect predict`: a task group, then a
 //! verb. Global flags (`--device`, `--threads`, `--seed`, `-v`/`-q`) apply to every command.
 
+mod bench;
 mod classify;
 mod config;
 mod info;
@@ -59,6 +60,9 @@ pub enum Command {
     /// Architectures: summary (params, MACs), import of the authors' weights, feature variance.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Speed against PyTorch eager (same architecture and weights, same run).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Recipes: show the effective configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -77,5 +81,6 @@ pub fn run() -> Result<()> {
         Command::Model(c) => model::run(g, c),
         Command::Classify(c) => classify::run(g, c),
         Command::Config(c) => config::run(c),
+        Command::Bench(c) => bench::run(g, c),
     }
 }

@@ -1,0 +1,75 @@
+"""PyTorch eager reference timings for `skipblock bench` (same architecture, same weights).
+
+  bench_ref.py forward --weights W.safetensors --classes N --threads T --iters K [--batch 1 --size 224]
+  bench_ref.py train-step --weights W.safetensors --classes N --threads T --iters K [--batch 32 --size 224]
+
+Prints one JSON object: {"ms_per_iter": median milliseconds, "iters": K}.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from skipblock_ref import bias_loss, load_weights, skipblocknet_m  # noqa: E402
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def bench_forward(args):
+    model = load_weights(skipblocknet_m(args.classes), args.weights).eval()
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    times = []
+    with torch.no_grad():
+        for _ in range(args.warmup):
+            model(x)
+        for _ in range(args.iters):
+            t = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - t) * 1000.0)
+    return times
+
+
+def bench_train_step(args):
+    model = load_weights(skipblocknet_m(args.classes), args.weights).train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(args.batch, 3, args.size, args.size)
+    y = torch.randint(0, args.classes, (args.batch,))
+    times = []
+    for i in range(args.warmup + args.iters):
+        t = time.perf_counter()
+        opt.zero_grad()
+        logits, features = model(x)
+        loss, _ = bias_loss(logits, features, y)
+        loss.backward()
+        opt.step()
+        if i >= args.warmup:
+            times.append((time.perf_counter() - t) * 1000.0)
+    return times
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("what", choices=["forward", "train-step"])
+    p.add_argument("--weights", required=True)
+    p.add_argument("--classes", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--size", type=int, default=224)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    times = bench_forward(args) if args.what == "forward" else bench_train_step(args)
+    print(json.dumps({"ms_per_iter": median(times), "iters": len(times), "threads": torch.get_num_threads()}))
+
+
+if __name__ == "__main__":
+    main()
