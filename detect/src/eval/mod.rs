@@ -1,0 +1,17 @@
+//! PASCAL VOC detection evaluation with the devkit's exact semantics (SPEC §4):
+//!
+//! * [`voc_ap`]: ground truth and detection records, per-class AP (VOC2007 11-point or VOC2010+ area)
+//!   and mAP, matching py-faster-rcnn's `voc_eval.py`;
+//! * [`result_files`]: the devkit's `comp4_det_<split>_<class>.txt` result files, written and read;
+//! * [`plot`]: precision–recall curves as an image.
+//!
+//! Ground truth comes in as plain [`GroundTruth`] structs (the VOC XML parser lives in the data crate).
+//! `tests/python/voc_eval_ref.py` is an independent Python implementation the parity test compares to.
+
+pub mod plot;
+pub mod result_files;
+pub mod voc_ap;
+
+pub use plot::{plot_pr_curves, save_pr_curves};
+pub use result_files::{read_result_files, result_file_name, write_result_files};
+pub use voc_ap::{evaluate, voc_ap, ClassResult, DetectionRecord, EvalResult, GroundTruth, Metric};
