@@ -35,7 +35,8 @@ impl Shape {
     }
 }
 
-fn put(img: &mut RgbImage, x: i64, y: i64, rgb: [u8; 3]) {
+/// Sets one pixel; coordinates outside the image are ignored.
+pub fn put(img: &mut RgbImage, x: i64, y: i64, rgb: [u8; 3]) {
     if x >= 0 && y >= 0 && (x as u32) < img.width && (y as u32) < img.height {
         let i = (y as usize * img.width as usize + x as usize) * 3;
         img.data[i..i + 3].copy_from_slice(&rgb);
@@ -103,6 +104,34 @@ pub fn draw_rect(img: &mut RgbImage, x0: f32, y0: f32, x1: f32, y1: f32, thickne
         for y in y0..=y1 {
             put(img, x0 + k, y, rgb);
             put(img, x1 - k, y, rgb);
+        }
+    }
+}
+
+/// A line (Bresenham) of `thickness` pixels (a square brush); clipped to the image.
+pub fn line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32), thickness: i64, rgb: [u8; 3]) {
+    let (mut x, mut y) = (x0.round() as i64, y0.round() as i64);
+    let (xe, ye) = (x1.round() as i64, y1.round() as i64);
+    let (dx, dy) = ((xe - x).abs(), -(ye - y).abs());
+    let (sx, sy) = (if x < xe { 1 } else { -1 }, if y < ye { 1 } else { -1 });
+    let mut err = dx + dy;
+    loop {
+        for oy in 0..thickness {
+            for ox in 0..thickness {
+                put(img, x + ox, y + oy, rgb);
+            }
+        }
+        if x == xe && y == ye {
+            break;
+        }
+        let e2 = 2 * err;
+        if e2 >= dy {
+            err += dy;
+            x += sx;
+        }
+        if e2 <= dx {
+            err += dx;
+            y += sy;
         }
     }
 }

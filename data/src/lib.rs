@@ -5,6 +5,7 @@
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
 //! * [`draw`]: shapes, noise, outlines and labels (synthetic datasets, annotated detections);
 //! * [`folder`]: finding image files;
+//! * [`plot`]: line charts to PNG (precision–recall curves, training curves);
 //! * [`loader`]: re-export of the core's parallel batch loader, whose [`loader::Dataset`] the datasets
 //!   here implement.
 //!
@@ -15,6 +16,7 @@
 pub mod draw;
 pub mod folder;
 pub mod image_io;
+pub mod plot;
 pub use skipblock_core::loader;
 pub mod transforms;
 
