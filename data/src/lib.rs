@@ -5,16 +5,21 @@
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
 //! * [`draw`]: shapes, noise, outlines and labels (synthetic datasets, annotated detections);
 //! * [`folder`]: finding image files;
-//! * [`loader`]: the parallel, reproducible batch loader both pipelines use ([`loader::Dataset`]).
+//! * [`loader`]: the parallel, reproducible batch loader both pipelines use ([`loader::Dataset`]);
+//! * [`classification`]: classification datasets in their native layouts (ImageNet folders, Food-101,
+//!   CIFAR-100 binary, image folders), their augmentation and the loader dataset;
+//! * [`synth_cls`]: synthetic classification datasets written in those layouts.
 //!
 //! To come here (see the classification and detection issues): datasets in their native layouts
 //! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
 //! synthetic dataset generators used by the tests and the demo.
 
+pub mod classification;
 pub mod draw;
 pub mod folder;
 pub mod image_io;
 pub mod loader;
+pub mod synth_cls;
 pub mod transforms;
 
 pub use image_io::{read_image, write_image, RgbImage};
