@@ -5,33 +5,7 @@ use skipblock_core::loss::LossConfig;
 use skipblock_core::recipe::{ModelSection, OptimSection, ScheduleSection, TrainSection};
 use std::path::PathBuf;
 
-/// Dataset layouts read in place (no conversion step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// Decide from the folder's contents.
-    Auto,
-    /// `train/<class>/*`, `val/<class>/*`.
-    Imagenet,
-    /// `images/<class>/<id>.jpg`, `meta/classes.txt`, `meta/train.txt`, `meta/test.txt`.
-    Food101,
-    /// `train.bin`, `test.bin` (binary version, fine labels), `fine_label_names.txt` when present.
-    Cifar100,
-    /// `<class>/*` with no split: a held-out fraction is used for evaluation.
-    Imagefolder,
-}
-
-/// Training-time augmentation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Augment {
-    /// Inception random resized crop (scale 0.08–1, ratio 3/4–4/3) + horizontal flip.
-    Inception,
-    /// Horizontal flip + rotation in [−rotation, rotation] (+ optional pad-crop), for 32×32 images.
-    Cifar,
-    /// Evaluation preprocessing only.
-    None,
-}
+pub use skipblock_data::classification::{Augment, Layout};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -7,17 +7,18 @@
 //! * [`folder`]: finding image files;
 //! * [`plot`]: line charts to PNG (precision–recall curves, training curves);
 //! * [`loader`]: re-export of the core's parallel batch loader, whose [`loader::Dataset`] the datasets
-//!   here implement.
-//!
-//! To come here (see the classification and detection issues): datasets in their native layouts
-//! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
-//! synthetic dataset generators used by the tests and the demo.
+//!   here implement;
+//! * [`classification`]: classification datasets in their native layouts (ImageNet folders, Food-101,
+//!   CIFAR-100 binary, image folders), their augmentation and the loader dataset;
+//! * [`synth_cls`]: synthetic classification datasets written in those layouts.
 
+pub mod classification;
 pub mod draw;
 pub mod folder;
 pub mod image_io;
 pub mod plot;
-pub use skipblock_core::loader;
+pub mod synth_cls;
 pub mod transforms;
 
 pub use image_io::{read_image, write_image, RgbImage};
+pub use skipblock_core::loader;
