@@ -60,7 +60,7 @@ impl ClsTransform {
     /// The evaluation transform (deterministic): [`crate::transforms::eval_preprocess`] at
     /// round(S·resize_ratio) → S.
     pub fn eval(&self, img: &RgbImage) -> Tensor {
-        normalize(&center_crop(&resize_shorter(img, self.eval_resize()), self.input_size))
+        crate::transforms::eval_preprocess(img, self.eval_resize(), self.input_size)
     }
 
     /// The training augmentation as an image (`S×S`), before normalisation; `None` gives the eval crop.
@@ -101,19 +101,9 @@ impl ClsTransform {
     }
 }
 
-/// A `3×H×W` float tensor, (pixel/255 − mean)/std with the ImageNet statistics: the values of
-/// [`crate::transforms::normalize`], computed in Rust (no libtorch op per sample, no intra-op threads in
-/// the loader's workers).
+/// A `3×H×W` float tensor normalised with the ImageNet statistics.
 pub fn normalize(img: &RgbImage) -> Tensor {
-    let plane = img.width as usize * img.height as usize;
-    let mut out = vec![0f32; plane * 3];
-    for c in 0..3 {
-        let (mean, std) = (IMAGENET_MEAN[c] as f32, IMAGENET_STD[c] as f32);
-        for (o, px) in out[c * plane..(c + 1) * plane].iter_mut().zip(img.data.chunks_exact(3)) {
-            *o = (px[c] as f32 / 255.0 - mean) / std;
-        }
-    }
-    Tensor::from_slice(&out).view([3, img.height as i64, img.width as i64])
+    crate::transforms::normalize(img, IMAGENET_MEAN, IMAGENET_STD)
 }
 
 /// torchvision's `RandomResizedCrop.get_params`: `(x, y, width, height)` of the crop, always inside the
