@@ -5,7 +5,9 @@
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
 //! * [`draw`]: shapes, noise, outlines and labels (synthetic datasets, annotated detections);
 //! * [`folder`]: finding image files;
-//! * [`loader`]: the parallel, reproducible batch loader both pipelines use ([`loader::Dataset`]).
+//! * [`loader`]: the parallel, reproducible batch loader both pipelines use ([`loader::Dataset`]);
+//! * [`voc`]: PASCAL VOC detection data (XML annotations, splits, checks), SSD augmentation, [`voc::DetDataset`];
+//! * [`synth_voc`]: a synthetic dataset of shapes in VOC's layout, for tests and the demo.
 //!
 //! To come here (see the classification and detection issues): datasets in their native layouts
 //! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
@@ -15,6 +17,8 @@ pub mod draw;
 pub mod folder;
 pub mod image_io;
 pub mod loader;
+pub mod synth_voc;
 pub mod transforms;
+pub mod voc;
 
 pub use image_io::{read_image, write_image, RgbImage};
