@@ -10,7 +10,7 @@
 //! * [`synth_voc`]: a synthetic dataset of shapes in VOC's layout, for tests and the demo.
 //!
 //! To come here (see the classification and detection issues): datasets in their native layouts
-//! (ImageNet folders, Food-101, CIFAR-100 binary, PASCAL VOC XML), augmentation, parallel loaders and the
+//! (ImageNet folders, Food-101, CIFAR-100 binary), classification augmentation and the
 //! synthetic dataset generators used by the tests and the demo.
 
 pub mod draw;
