@@ -10,7 +10,9 @@
 //!   here implement;
 //! * [`classification`]: classification datasets in their native layouts (ImageNet folders, Food-101,
 //!   CIFAR-100 binary, image folders), their augmentation and the loader dataset;
-//! * [`synth_cls`]: synthetic classification datasets written in those layouts.
+//! * [`synth_cls`]: synthetic classification datasets written in those layouts;
+//! * [`voc`]: PASCAL VOC detection data (XML annotations, splits, checks), SSD augmentation, [`voc::DetDataset`];
+//! * [`synth_voc`]: a synthetic dataset of shapes in VOC's layout, for tests and the demo.
 
 pub mod classification;
 pub mod draw;
@@ -18,7 +20,9 @@ pub mod folder;
 pub mod image_io;
 pub mod plot;
 pub mod synth_cls;
+pub mod synth_voc;
 pub mod transforms;
+pub mod voc;
 
 pub use image_io::{read_image, write_image, RgbImage};
 pub use skipblock_core::loader;

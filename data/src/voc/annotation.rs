@@ -1,0 +1,283 @@
+//! Reading one PASCAL VOC annotation file (`Annotations/<id>.xml`) with quick-xml's event reader.
+//!
+//! Only the fields detection needs are kept: `filename`, `size/{width,height,depth}` and, for each
+//! `object` directly under the root, `name`, `pose`, `truncated`, `difficult` and
+//! `bndbox/{xmin,ymin,xmax,ymax}`. Everything else is tolerated and ignored: `folder`, `path` (often a
+//! Windows path in third-party files), `source`, `owner`, `segmented`, and inside objects `occluded`,
+//! `actions`, `point` and the `part`s of VOC's person layout — a `part` has its own `name` and `bndbox`,
+//! which are never mistaken for the object's because only direct children of `object` are read.
+//!
+//! Coordinates are parsed as `f32` ("12" and "12.0" both read as 12) and left in VOC's 1-based
+//! inclusive convention here; the dataset converts them with `BBox::from_voc`. Errors name the file and,
+//! for a bad object, its number (1-based, in file order) and class name.
+
+use anyhow::{anyhow, bail, Context, Result};
+use quick_xml::events::Event;
+use quick_xml::Reader;
+use std::path::Path;
+
+/// One `object` of an annotation, coordinates as written (VOC: 1-based, inclusive).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VocObject {
+    pub name: String,
+    pub pose: String,
+    pub truncated: bool,
+    pub difficult: bool,
+    /// `[xmin, ymin, xmax, ymax]` as in the file.
+    pub bndbox: [f32; 4],
+}
+
+/// The parsed content of one annotation file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VocAnnotation {
+    /// The `filename` field (empty when absent).
+    pub filename: String,
+    pub width: u32,
+    pub height: u32,
+    /// The `depth` field (3 when absent).
+    pub depth: u32,
+    pub objects: Vec<VocObject>,
+}
+
+/// Reads and parses `path`; every error names the file.
+pub fn read_annotation(path: &Path) -> Result<VocAnnotation> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read annotation '{}'", path.display()))?;
+    parse_annotation(&text).with_context(|| format!("bad annotation '{}'", path.display()))
+}
+
+/// An object while its fields are being read.
+#[derive(Default)]
+struct PartialObject {
+    name: Option<String>,
+    pose: Option<String>,
+    truncated: Option<String>,
+    difficult: Option<String>,
+    coords: [Option<String>; 4],
+}
+
+const COORDS: [&str; 4] = ["xmin", "ymin", "xmax", "ymax"];
+
+impl PartialObject {
+    fn finish(self, number: usize) -> Result<VocObject> {
+        let name = self.name.unwrap_or_default();
+        let what = || format!("object #{number} '{name}'");
+        if name.is_empty() {
+            bail!("{}: missing <name>", what());
+        }
+        let mut bndbox = [0f32; 4];
+        for (k, value) in self.coords.iter().enumerate() {
+            let value = value.as_deref().ok_or_else(|| anyhow!("{}: missing <bndbox>/<{}>", what(), COORDS[k]))?;
+            bndbox[k] = value
+                .parse::<f32>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| anyhow!("{}: <bndbox>/<{}> '{value}' is not a number", what(), COORDS[k]))?;
+        }
+        let flag = |field: &str, value: Option<String>| -> Result<bool> {
+            match value.as_deref() {
+                None | Some("") => Ok(false),
+                Some(v) => match v.parse::<f32>() {
+                    Ok(x) => Ok(x != 0.0),
+                    Err(_) => bail!("{}: <{field}> '{v}' is not 0 or 1", what()),
+                },
+            }
+        };
+        let truncated = flag("truncated", self.truncated)?;
+        let difficult = flag("difficult", self.difficult)?;
+        Ok(VocObject { pose: self.pose.unwrap_or_else(|| "Unspecified".into()), name, truncated, difficult, bndbox })
+    }
+}
+
+fn line_of(text: &str, position: u64) -> usize {
+    let end = (position as usize).min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// Parses the text of an annotation file.
+pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
+    let mut reader = Reader::from_str(xml);
+    // Element names from the root down to the current one.
+    let mut path: Vec<String> = Vec::new();
+    let mut saw_root = false;
+    let (mut filename, mut width, mut height, mut depth) = (None, None, None, None);
+    let mut objects = Vec::new();
+    let mut current: Option<PartialObject> = None;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| anyhow!("malformed XML at line {}: {e}", line_of(xml, reader.error_position())))?;
+        match event {
+            Event::Start(start) => {
+                let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+                if path.is_empty() {
+                    if saw_root {
+                        bail!("malformed XML at line {}: a second root element <{name}>", line_of(xml, reader.buffer_position()));
+                    }
+                    saw_root = true;
+                }
+                path.push(name);
+                if path.len() == 2 && path[1] == "object" {
+                    current = Some(PartialObject::default());
+                }
+            }
+            Event::End(_) => {
+                if path.len() == 2 && path[1] == "object" {
+                    let object = current.take().expect("an <object> is open while its end tag is read");
+                    objects.push(object.finish(objects.len() + 1)?);
+                }
+                path.pop();
+            }
+            Event::Text(text) => {
+                // A stray '&' (Windows paths, free-text fields) is kept as written rather than refused.
+                let value = text.unescape().map(|v| v.into_owned()).unwrap_or_else(|_| String::from_utf8_lossy(&text).into_owned());
+                store(&path[..], value.trim(), &mut current, &mut filename, &mut width, &mut height, &mut depth);
+            }
+            Event::CData(data) => {
+                let value = data.decode().map_err(|e| anyhow!("malformed XML: {e}"))?;
+                store(&path[..], value.trim(), &mut current, &mut filename, &mut width, &mut height, &mut depth);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !saw_root {
+        bail!("malformed XML: no <annotation> element");
+    }
+    if let Some(open) = path.last() {
+        bail!("malformed XML: the file ends inside <{open}>");
+    }
+    let size_field = |field: &str, value: Option<String>| -> Result<u32> {
+        let value = value.ok_or_else(|| anyhow!("missing <size>/<{field}>"))?;
+        let v = value.parse::<f32>().map_err(|_| anyhow!("<size>/<{field}> '{value}' is not a number"))?;
+        if !(v >= 1.0 && v.is_finite()) {
+            bail!("<size>/<{field}> is {value}: the image size must be positive");
+        }
+        Ok(v as u32)
+    };
+    let width = size_field("width", width)?;
+    let height = size_field("height", height)?;
+    let depth = depth.and_then(|d| d.parse::<f32>().ok()).map_or(3, |d| d as u32);
+    Ok(VocAnnotation { filename: filename.unwrap_or_default(), width, height, depth, objects })
+}
+
+/// Stores the text of the element at `path` if it is a field we keep.
+fn store(
+    path: &[String],
+    value: &str,
+    object: &mut Option<PartialObject>,
+    filename: &mut Option<String>,
+    width: &mut Option<String>,
+    height: &mut Option<String>,
+    depth: &mut Option<String>,
+) {
+    if value.is_empty() || path.len() < 2 {
+        return;
+    }
+    let set = |slot: &mut Option<String>| *slot = Some(value.to_string());
+    let rest: Vec<&str> = path[1..].iter().map(String::as_str).collect();
+    match rest.as_slice() {
+        ["filename"] => set(filename),
+        ["size", "width"] => set(width),
+        ["size", "height"] => set(height),
+        ["size", "depth"] => set(depth),
+        ["object", field] | ["object", "bndbox", field] => {
+            let Some(o) = object.as_mut() else { return };
+            let in_box = rest.len() == 3;
+            match (in_box, *field) {
+                (false, "name") => set(&mut o.name),
+                (false, "pose") => set(&mut o.pose),
+                (false, "truncated") => set(&mut o.truncated),
+                (false, "difficult") => set(&mut o.difficult),
+                (true, coord) => {
+                    if let Some(k) = COORDS.iter().position(|c| *c == coord) {
+                        set(&mut o.coords[k]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THIRD_PARTY: &str = r#"<?xml version="1.0"?>
+<annotation verified="yes">
+	<folder>JPEGImages</folder>
+	<filename>000001.jpg</filename>
+	<path>D:\ssd.pytorch-master\R&D\JPEGImages\000001.jpg</path>
+	<source><database>Unknown</database><annotation>PASCAL VOC2007</annotation></source>
+	<owner><name>someone</name></owner>
+	<size><width>500</width><height>375</height><depth>3</depth></size>
+	<segmented>0</segmented>
+	<object>
+		<name>person</name>
+		<pose>Left</pose>
+		<truncated>1</truncated>
+		<occluded>0</occluded>
+		<difficult>0</difficult>
+		<actions><jumping>1</jumping></actions>
+		<bndbox><xmin>12.0</xmin><ymin>20</ymin><xmax>250.5</xmax><ymax>370</ymax></bndbox>
+		<part>
+			<name>head</name>
+			<bndbox><xmin>100</xmin><ymin>22</ymin><xmax>140</xmax><ymax>70</ymax></bndbox>
+		</part>
+		<part><name>hand</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></part>
+	</object>
+	<object>
+		<name>dog &amp; co</name>
+		<difficult>1</difficult>
+		<bndbox><xmin>300</xmin><ymin>200</ymin><xmax>480</xmax><ymax>360</ymax></bndbox>
+	</object>
+</annotation>"#;
+
+    #[test]
+    fn parses_third_party_fields_and_ignores_parts() {
+        let a = parse_annotation(THIRD_PARTY).unwrap();
+        assert_eq!(a.filename, "000001.jpg");
+        assert_eq!((a.width, a.height, a.depth), (500, 375, 3));
+        assert_eq!(a.objects.len(), 2, "parts are not objects: {:?}", a.objects);
+        let p = &a.objects[0];
+        assert_eq!(p.name, "person");
+        assert_eq!(p.pose, "Left");
+        assert!(p.truncated && !p.difficult);
+        assert_eq!(p.bndbox, [12.0, 20.0, 250.5, 370.0], "the object's box, not a part's");
+        let d = &a.objects[1];
+        assert_eq!(d.name, "dog & co");
+        assert_eq!(d.pose, "Unspecified");
+        assert!(d.difficult && !d.truncated);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let err = |xml: &str| format!("{:#}", parse_annotation(xml).unwrap_err());
+        let e = err("<annotation><size><width>5</width><height>5</height></size><object><name>cat</name></annotation>");
+        assert!(e.contains("malformed XML"), "{e}");
+        let e = err("<annotation><filename>a.jpg</filename></annotation>");
+        assert!(e.contains("missing <size>/<width>"), "{e}");
+        let e = err("<annotation><size><width>5</width><height>5</height></size>\
+                     <object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object>\
+                     <object><name>dog</name><bndbox><xmin>1</xmin><ymin>x1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object></annotation>");
+        assert!(e.contains("object #2 'dog'") && e.contains("<ymin> 'x1' is not a number"), "{e}");
+        let e = err("<annotation><size><width>5</width><height>5</height></size>\
+                     <object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax></bndbox></object></annotation>");
+        assert!(e.contains("object #1 'cat': missing <bndbox>/<ymax>"), "{e}");
+        let e = err("<annotation><size><width>5</width>");
+        assert!(e.contains("malformed XML"), "{e}");
+        assert!(err("").contains("no <annotation>"));
+    }
+
+    #[test]
+    fn read_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken.xml");
+        std::fs::write(&path, "<annotation><size></annotation>").unwrap();
+        let e = format!("{:#}", read_annotation(&path).unwrap_err());
+        assert!(e.contains("broken.xml") && e.contains("malformed XML"), "{e}");
+        let e = format!("{:#}", read_annotation(&dir.path().join("gone.xml")).unwrap_err());
+        assert!(e.contains("gone.xml"), "{e}");
+    }
+}
