@@ -4,11 +4,13 @@
 mod bench;
 mod classify;
 mod config;
+mod data;
 mod info;
 mod model;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 use skipblock_core::{device, ui};
 
 #[derive(Parser, Debug)]
@@ -53,6 +55,78 @@ impl GlobalArgs {
     }
 }
 
+/// The flags of every training command (`classify train/finetune`, `detect train`).
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Dataset root (overrides data.root of the recipe).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run name: outputs go to <runs-dir>/<name>/ (default: the recipe's name).
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long, default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// Continue the run from its last.state.safetensors (same optimiser, schedule, EMA, RNG).
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in an existing run folder.
+    #[arg(long)]
+    pub exist_ok: bool,
+    /// Stop after this many epochs of this invocation (continue later with --resume).
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Override a recipe field: --set optim.lr=0.01 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Shortcut for --set train.epochs=N.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Shortcut for --set train.batch_size=N.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Shortcut for --set optim.lr=X.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Shortcut for --set loss.kind=K (ce, bias, focal, label-smoothing).
+    #[arg(long)]
+    pub loss: Option<String>,
+}
+
+impl RunArgs {
+    /// The typed flags as `--set` overrides, then the explicit ones (which win).
+    pub fn overrides(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        if let Some(e) = self.epochs {
+            out.push(format!("train.epochs={e}"));
+        }
+        if let Some(b) = self.batch {
+            out.push(format!("train.batch_size={b}"));
+        }
+        if let Some(lr) = self.lr {
+            out.push(format!("optim.lr={lr:e}"));
+        }
+        if let Some(l) = &self.loss {
+            let kind: skipblock_core::loss::LossKind = l.parse()?;
+            out.push(format!("loss.kind=\"{}\"", serde_json::to_value(kind)?.as_str().unwrap_or(l)));
+        }
+        out.extend(self.set.iter().cloned());
+        Ok(out)
+    }
+
+    pub fn options(&self, global: &GlobalArgs) -> Result<skipblock_classify::pipeline::RunOptions> {
+        Ok(skipblock_classify::pipeline::RunOptions {
+            data: self.data.clone(),
+            runs_dir: self.runs_dir.clone(),
+            name: self.name.clone(),
+            resume: self.resume,
+            exist_ok: self.exist_ok,
+            stop_after: self.stop_after,
+            device: global.device()?,
+            seed: global.seed.unwrap_or(0),
+        })
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Versions and devices: libtorch, CPU threads, CUDA, cuDNN, OpenCV, cargo features.
@@ -60,13 +134,16 @@ pub enum Command {
     /// Architectures: summary (params, MACs), import of the authors' weights, feature variance.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// Datasets: synthetic classification / VOC data, checking a VOC dataset.
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Speed against PyTorch eager (same architecture and weights, same run).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Recipes: show the effective configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
-    /// Classification: predict.
+    /// Classification: train, finetune, eval, predict.
     #[command(subcommand)]
     Classify(classify::ClassifyCommand),
 }
@@ -82,5 +159,6 @@ pub fn run() -> Result<()> {
         Command::Classify(c) => classify::run(g, c),
         Command::Config(c) => config::run(c),
         Command::Bench(c) => bench::run(g, c),
+        Command::Data(c) => data::run(c),
     }
 }

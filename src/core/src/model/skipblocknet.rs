@@ -104,6 +104,11 @@ impl SkipblockNet {
         self.last_conv.fuse();
     }
 
+    /// Variable-name prefixes of everything but the classifier (what fine-tuning may freeze).
+    pub fn backbone_prefixes() -> Vec<String> {
+        ["first_layer.", "base_block.", "blocks.", "skip1.", "skip2.", "conv."].map(String::from).to_vec()
+    }
+
     /// Channels of the two detection taps: (expansion16, last).
     pub fn feature_channels(&self) -> (i64, i64) {
         let tap = self.tap_block().map_or(self.last_conv.in_channels, |(s, b)| self.stages[s][b].hidden);

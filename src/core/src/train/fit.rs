@@ -50,6 +50,10 @@ pub trait Task {
     fn load_state(&mut self, _state: &BTreeMap<String, String>) -> Result<()> {
         Ok(())
     }
+    /// Called after each epoch's records are written, with all of them (e.g. to draw curves).
+    fn on_epoch_end(&mut self, _history: &[Metrics]) -> Result<()> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -255,6 +259,7 @@ pub fn fit<T: Task>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result
         save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task.state(), &state_file)?;
         log.append(&metrics)?;
         ui::info(format_epoch(&metrics, epochs));
+        task.on_epoch_end(&log.read()?)?;
         last = metrics;
     }
     Ok(FitSummary { epochs_run: end - start, last, best_value: best, run_dir: dir.clone() })

@@ -1,0 +1,81 @@
+//! Evaluating a classifier on a dataset split: top-1, top-5, mean cross-entropy and per-class accuracy.
+
+use anyhow::Result;
+use serde::Serialize;
+use skipblock_core::loader::{load_epoch, LoaderConfig};
+use skipblock_core::model::SkipblockNet;
+use skipblock_core::ui;
+use skipblock_data::classification::ClsDataset;
+use std::sync::Arc;
+use tch::{Device, Kind, Reduction, Tensor};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassAccuracy {
+    pub class: String,
+    pub correct: usize,
+    pub total: usize,
+    pub accuracy: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub samples: usize,
+    pub top1: f64,
+    pub top5: f64,
+    /// Mean cross-entropy.
+    pub loss: f64,
+    pub per_class: Vec<ClassAccuracy>,
+    /// Images that could not be read (skipped, unless strict).
+    pub skipped: usize,
+}
+
+/// Stacks `(image, label)` samples into a batch on `device`.
+pub fn collate(batch: Vec<(Tensor, i64)>, device: Device) -> (Tensor, Tensor) {
+    let labels: Vec<i64> = batch.iter().map(|b| b.1).collect();
+    let images: Vec<Tensor> = batch.into_iter().map(|b| b.0).collect();
+    (Tensor::stack(&images, 0).to_device(device), Tensor::from_slice(&labels).to_device(device))
+}
+
+/// Runs `net` (eval mode, no autograd) over every sample of `data`.
+pub fn evaluate(net: &SkipblockNet, data: Arc<ClsDataset>, device: Device, loader: &LoaderConfig, progress: bool) -> Result<EvalReport> {
+    let classes = data.class_names().to_vec();
+    let n = classes.len();
+    let k = 5.min(n) as i64;
+    let (mut correct, mut total) = (vec![0usize; n], vec![0usize; n]);
+    let (mut top1, mut top5, mut loss_sum, mut samples) = (0usize, 0usize, 0.0f64, 0usize);
+    let config = LoaderConfig { shuffle: false, drop_last: false, ..loader.clone() };
+    let mut batches = load_epoch(data.clone(), 0, &config)?;
+    let bar = if progress { ui::progress_bar(batches.num_batches() as u64, "eval") } else { indicatif::ProgressBar::hidden() };
+    for batch in batches.by_ref() {
+        let (xs, ys) = collate(batch?, device);
+        let logits = tch::no_grad(|| net.forward_t(&xs, false).logits).to_kind(Kind::Float);
+        let loss = logits.cross_entropy_loss::<Tensor>(&ys, None, Reduction::Sum, -100, 0.0);
+        loss_sum += f64::try_from(loss)?;
+        let topk = logits.topk(k, -1, true, true).1.to_device(Device::Cpu);
+        let ys_cpu = Vec::<i64>::try_from(ys.to_device(Device::Cpu))?;
+        for (row, &y) in ys_cpu.iter().enumerate() {
+            let preds = Vec::<i64>::try_from(topk.get(row as i64))?;
+            let hit1 = preds.first() == Some(&y);
+            top1 += usize::from(hit1);
+            top5 += usize::from(preds.contains(&y));
+            total[y as usize] += 1;
+            correct[y as usize] += usize::from(hit1);
+        }
+        samples += ys_cpu.len();
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let frac = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    Ok(EvalReport {
+        samples,
+        top1: frac(top1, samples),
+        top5: frac(top5, samples),
+        loss: if samples == 0 { f64::NAN } else { loss_sum / samples as f64 },
+        per_class: classes
+            .into_iter()
+            .enumerate()
+            .map(|(i, class)| ClassAccuracy { class, correct: correct[i], total: total[i], accuracy: frac(correct[i], total[i]) })
+            .collect(),
+        skipped: batches.skipped(),
+    })
+}

@@ -1,0 +1,137 @@
+//! `classify train` and `classify finetune`: a recipe and a dataset in, a run folder out
+//! (`runs/<name>/`: checkpoints, metrics, curves; see [`skipblock_core::train::fit`]).
+
+use crate::recipe::ClassifyRecipe;
+use crate::task::ClassifyTask;
+use anyhow::{bail, Context, Result};
+use skipblock_core::loader::LoaderConfig;
+use skipblock_core::loss::Loss;
+use skipblock_core::model::{by_name, BlockOptions, SkipblockNet};
+use skipblock_core::train::{fit, FitOptions, FitSummary};
+use skipblock_core::{checkpoint, config, tensors, ui};
+use skipblock_data::classification::{open, ClassificationSet, ClsDataset, ClsTransform, Split};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::{nn::VarStore, Device};
+
+/// Where and how a run happens (the command line's part; the recipe holds the rest).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Dataset root; overrides `data.root` of the recipe.
+    pub data: Option<PathBuf>,
+    /// Parent of the run folders (`runs`).
+    pub runs_dir: PathBuf,
+    /// Run name; overrides the recipe's `name`.
+    pub name: Option<String>,
+    pub resume: bool,
+    pub exist_ok: bool,
+    pub stop_after: Option<usize>,
+    pub device: Device,
+    pub seed: u64,
+}
+
+/// Fine-tuning: the checkpoint to start from (ours, or a `.pth` with `arch`).
+#[derive(Debug, Clone)]
+pub struct StartFrom {
+    pub checkpoint: PathBuf,
+    pub arch: Option<String>,
+}
+
+/// Opens the training and validation splits of the recipe's dataset.
+pub fn open_splits(recipe: &ClassifyRecipe, root: &Path, seed: u64) -> Result<(ClassificationSet, ClassificationSet)> {
+    let d = &recipe.data;
+    let train = open(root, d.layout, Split::Train, d.val_fraction, seed)?;
+    let val = open(root, d.layout, Split::Val, d.val_fraction, seed)?;
+    if train.class_names != val.class_names {
+        bail!("dataset '{}': the validation split's classes differ from the training split's", root.display());
+    }
+    Ok((train, val))
+}
+
+/// The loader settings of a recipe.
+pub fn loader_config(recipe: &ClassifyRecipe, seed: u64, shuffle: bool) -> LoaderConfig {
+    LoaderConfig {
+        batch_size: recipe.train.batch_size.max(1),
+        shuffle,
+        drop_last: false,
+        seed,
+        workers: recipe.data.workers,
+        prefetch: recipe.data.prefetch.max(1),
+        strict: recipe.data.strict,
+    }
+}
+
+/// Copies the weights of `from` into `vs`, except the last classifier layer (a new head for the new
+/// class set). Returns the number of tensors loaded.
+fn load_pretrained(vs: &VarStore, from: &Path) -> Result<usize> {
+    let named: Vec<_> = tensors::read_named_tensors(from)?.into_iter().filter(|(k, _)| !k.starts_with("classifier.3.")).collect();
+    let report = tensors::assign(vs, named, false)?;
+    let unexpected_head = report.missing.iter().all(|k| k.starts_with("classifier.3."));
+    if !report.mismatched.is_empty() || !report.unexpected.is_empty() || !unexpected_head {
+        bail!("'{}' does not fit the model apart from its head: {}", from.display(), report.problems());
+    }
+    Ok(report.loaded)
+}
+
+/// Trains (or, with `from`, fine-tunes) as the recipe says.
+pub fn train(recipe: &ClassifyRecipe, opts: &RunOptions, from: Option<&StartFrom>) -> Result<FitSummary> {
+    let root = opts.data.clone().or_else(|| recipe.data.root.clone()).context("no dataset: pass --data DIR (or set data.root in the recipe)")?;
+    let (train_set, val_set) = open_splits(recipe, &root, opts.seed)?;
+    let classes = train_set.class_names.clone();
+    ui::info(format!("dataset '{}' ({:?}): {} classes, {} training / {} validation images", root.display(), train_set.layout, classes.len(), train_set.len(), val_set.len()));
+    let m = &recipe.model;
+    let d = &recipe.data;
+    let transform = ClsTransform::new(d.augment, m.input_size as u32, d.resize_ratio, d.rotation, d.pad_crop)?;
+    let mut arch = m.arch.clone();
+    if let Some(f) = from {
+        let source_arch = match checkpoint::load_meta(&f.checkpoint) {
+            Ok(meta) => meta.arch,
+            Err(e) => f.arch.clone().ok_or(e)?,
+        };
+        if !source_arch.eq_ignore_ascii_case(&arch) {
+            ui::info(format!("fine-tuning {source_arch} (the architecture of '{}')", f.checkpoint.display()));
+        }
+        arch = source_arch;
+    }
+    let mut net_config = by_name(&arch)?;
+    net_config.dropout = m.dropout;
+    tch::manual_seed(opts.seed as i64);
+    let vs = VarStore::new(opts.device);
+    let net = SkipblockNet::new(&vs.root(), &net_config, classes.len() as i64, BlockOptions { bn_momentum: m.bn_momentum, bn_eps: m.bn_eps });
+    if let Some(f) = from {
+        if !opts.resume {
+            let n = load_pretrained(&vs, &f.checkpoint)?;
+            ui::info(format!("loaded {n} tensors from '{}'; new {}-class head", f.checkpoint.display(), classes.len()));
+        }
+    }
+    let name = opts.name.clone().unwrap_or_else(|| recipe.name.clone());
+    let run_dir = opts.runs_dir.join(&name);
+    let recipe_text = config::to_toml(recipe)?;
+    let loader = loader_config(recipe, opts.seed, true);
+    let mut task = ClassifyTask {
+        net,
+        loss: Loss::new(recipe.loss.clone())?,
+        train: Arc::new(ClsDataset::new(train_set, transform.clone())),
+        val: Arc::new(ClsDataset::new(val_set, transform)),
+        device: opts.device,
+        eval_loader: loader_config(recipe, opts.seed, false),
+        input_size: m.input_size,
+        freeze_backbone_epochs: if from.is_some() { recipe.finetune.freeze_backbone_epochs } else { 0 },
+        run_dir: run_dir.clone(),
+    };
+    let options = FitOptions {
+        run_dir,
+        optim: recipe.optim.clone(),
+        schedule: recipe.schedule.clone(),
+        train: recipe.train.clone(),
+        loader: LoaderConfig { drop_last: task.train.set.len() > recipe.train.batch_size, ..loader },
+        best_metric: "val_top1".into(),
+        higher_is_better: true,
+        resume: opts.resume,
+        stop_after: opts.stop_after,
+        exist_ok: opts.exist_ok,
+        seed: opts.seed,
+        config_text: recipe_text,
+    };
+    fit(&mut task, &vs, &options)
+}
