@@ -81,7 +81,7 @@ pub fn train(recipe: &ClassifyRecipe, opts: &RunOptions, from: Option<&StartFrom
     ui::info(format!("dataset '{}' ({:?}): {} classes, {} training / {} validation images", root.display(), train_set.layout, classes.len(), train_set.len(), val_set.len()));
     let m = &recipe.model;
     let d = &recipe.data;
-    let transform = ClsTransform::new(d.augment, m.input_size as u32, d.resize_ratio, d.rotation, d.pad_crop)?;
+    let transform = ClsTransform::new(d.augment, m.input_size as u32, d.resize_ratio, d.rotation, d.pad_crop)?.with_min_crop_scale(d.crop_scale_min)?;
     let mut arch = m.arch.clone();
     if let Some(f) = from {
         let source_arch = match checkpoint::load_meta(&f.checkpoint) {

@@ -14,6 +14,8 @@ pub struct DataSection {
     /// Dataset root; `--data` overrides it.
     pub root: Option<PathBuf>,
     pub augment: Augment,
+    /// Inception: smallest area fraction of the random resized crop (0.08 as in the paper).
+    pub crop_scale_min: f64,
     /// CIFAR rotation range in degrees.
     pub rotation: f64,
     /// CIFAR: pad 4 pixels and crop back at random.
@@ -36,6 +38,7 @@ impl Default for DataSection {
             layout: Layout::Auto,
             root: None,
             augment: Augment::Inception,
+            crop_scale_min: 0.08,
             rotation: 15.0,
             pad_crop: false,
             resize_ratio: 256.0 / 224.0,

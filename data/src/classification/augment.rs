@@ -36,6 +36,8 @@ pub struct ClsTransform {
     pub rotation: f64,
     /// CIFAR: pad 4 pixels and crop back at random.
     pub pad_crop: bool,
+    /// Inception: area range of the random resized crop (default (0.08, 1)).
+    pub crop_scale: (f64, f64),
 }
 
 impl ClsTransform {
@@ -49,7 +51,16 @@ impl ClsTransform {
         if !(rotation.is_finite() && (0.0..=180.0).contains(&rotation)) {
             bail!("rotation must be in [0, 180] degrees, got {rotation}");
         }
-        Ok(ClsTransform { kind, input_size, resize_ratio, rotation, pad_crop })
+        Ok(ClsTransform { kind, input_size, resize_ratio, rotation, pad_crop, crop_scale: INCEPTION_SCALE })
+    }
+
+    /// The same transform with the random resized crop's smallest area fraction set to `min`.
+    pub fn with_min_crop_scale(mut self, min: f64) -> Result<Self> {
+        if !(min.is_finite() && min > 0.0 && min <= 1.0) {
+            bail!("crop_scale_min must be in (0, 1], got {min}");
+        }
+        self.crop_scale = (min, 1.0);
+        Ok(self)
     }
 
     /// The side the shorter image side is resized to before the evaluation centre crop.
@@ -68,7 +79,7 @@ impl ClsTransform {
         let s = self.input_size;
         match self.kind {
             Augment::Inception => {
-                let out = random_resized_crop(img, s, rng);
+                let out = random_resized_crop(img, s, self.crop_scale, rng);
                 if rng.gen_bool(0.5) { hflip(&out) } else { out }
             }
             Augment::Cifar => {
@@ -136,8 +147,8 @@ pub fn random_resized_crop_params(width: u32, height: u32, scale: (f64, f64), ra
 }
 
 /// Inception crop: a random area and aspect ratio ([`random_resized_crop_params`]) resized to `size`².
-pub fn random_resized_crop(img: &RgbImage, size: u32, rng: &mut Rng) -> RgbImage {
-    let (x, y, w, h) = random_resized_crop_params(img.width, img.height, INCEPTION_SCALE, INCEPTION_RATIO, rng);
+pub fn random_resized_crop(img: &RgbImage, size: u32, scale: (f64, f64), rng: &mut Rng) -> RgbImage {
+    let (x, y, w, h) = random_resized_crop_params(img.width, img.height, scale, INCEPTION_RATIO, rng);
     resize(&crop(img, x, y, w, h), size, size)
 }
 
