@@ -18,4 +18,4 @@ pub mod postprocess;
 pub mod ssd;
 
 pub use config::{config_by_name, SsdConfig, Variant, DETECTOR_ARCHS};
-pub use ssd::{backbone_prefix, Ssd, SsdOutput};
+pub use ssd::{backbone_prefix, load_backbone, Ssd, SsdOutput};

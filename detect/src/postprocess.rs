@@ -154,6 +154,27 @@ mod tests {
     }
 
     #[test]
+    fn a_full_ssd300_batch_is_quick_and_well_formed() {
+        tch::manual_seed(5);
+        let cfg = crate::anchors::PriorConfig::default();
+        let priors = crate::anchors::priors(&cfg).unwrap();
+        // Near-uniform logits over 21 classes: every prior passes the 0.01 threshold for every class.
+        let conf = Tensor::randn([4, 3000, 21], (Kind::Float, Device::Cpu)) * 0.1;
+        let loc = Tensor::randn([4, 3000, 4], (Kind::Float, Device::Cpu)) * 0.5;
+        let start = std::time::Instant::now();
+        let dets = postprocess(&loc, &conf, &priors, &BoxCoder::default(), &PostprocessConfig::default()).unwrap();
+        let took = start.elapsed();
+        println!("postprocess of 4 x 3000 priors x 21 classes: {took:?}");
+        assert!(took.as_secs_f64() < 5.0, "{took:?}");
+        for d in &dets {
+            assert_eq!(d.len(), 200);
+            assert!(d.windows(2).all(|w| w[0].score >= w[1].score));
+            assert!(d.iter().all(|x| (1..21).contains(&x.label) && x.score > 0.01 && x.bbox.is_valid()));
+            assert!(d.iter().all(|x| x.bbox.xmin >= 0.0 && x.bbox.ymax <= 1.0));
+        }
+    }
+
+    #[test]
     fn mismatched_shapes_are_errors() {
         let loc = Tensor::zeros([1, 3, 4], (Kind::Float, Device::Cpu));
         let conf = Tensor::zeros([1, 3, 3], (Kind::Float, Device::Cpu));

@@ -10,12 +10,33 @@ use crate::config::{SsdConfig, Variant};
 use crate::heads::{Extra, Head, HeadKind};
 use crate::matcher::Matcher;
 use anyhow::{bail, Context, Result};
+use skipblock_core::model::summary::{self, Summary};
 use skipblock_core::model::{self, layers::Act, layers::ConvBn, BlockOptions, SkipblockNet};
-use tch::{nn, Kind, Tensor};
+use skipblock_core::tensors::{self, AssignReport};
+use std::path::Path;
+use tch::{nn, nn::VarStore, Kind, Tensor};
 
 /// Where the backbone's variables live: a classifier checkpoint key `k` is `backbone.k` here.
 pub fn backbone_prefix() -> &'static str {
     "backbone."
+}
+
+/// Loads a classifier's weights (ours `.safetensors` or the authors' `.pth`) into the detector's
+/// backbone: its keys are prefixed with [`backbone_prefix`], its `classifier.*` dropped. Every backbone
+/// variable must be found with its shape; the heads and extras keep their initialisation.
+pub fn load_backbone(vs: &VarStore, path: &Path) -> Result<AssignReport> {
+    let named: Vec<(String, Tensor)> = tensors::read_named_tensors(path)?
+        .into_iter()
+        .filter(|(k, _)| !k.starts_with("classifier."))
+        .map(|(k, t)| (format!("{}{k}", backbone_prefix()), t))
+        .collect();
+    let report = tensors::assign(vs, named, false)?;
+    let missing: Vec<String> = report.missing.iter().filter(|k| k.starts_with(backbone_prefix())).cloned().collect();
+    let bad = AssignReport { missing, ..report.clone() };
+    if !(bad.missing.is_empty() && bad.unexpected.is_empty() && bad.mismatched.is_empty()) {
+        bail!("'{}' does not fit the detector's backbone: {}", path.display(), bad.problems());
+    }
+    Ok(report)
 }
 
 /// Predictions for a batch, and the backbone's last-conv features for the bias loss.
@@ -138,6 +159,15 @@ impl Ssd {
         Matcher::new(&self.priors, self.config.match_iou, self.config.box_coder)
     }
 
+    /// `model summary` of the detector: its layers traced on one blank image of `input_size`, parameters
+    /// from `vs` (the store it was built in).
+    pub fn summary(&self, vs: &VarStore) -> Summary {
+        let c = &self.config;
+        summary::summarize(&c.arch_name(), vs, c.input_size, c.num_classes, |xs| {
+            let _ = self.forward_t(xs, false);
+        })
+    }
+
     /// The configuration of the priors, as resolved against the network.
     pub fn prior_config(&self) -> &PriorConfig {
         &self.config.priors
@@ -148,7 +178,8 @@ impl Ssd {
 mod tests {
     use super::*;
     use crate::config::config_by_name;
-    use tch::{nn::VarStore, Device};
+    use std::collections::BTreeMap;
+    use tch::Device;
 
     fn build(name: &str, input: i64, feature_maps: Option<Vec<i64>>) -> Result<(VarStore, Ssd)> {
         let vs = VarStore::new(Device::Cpu);
@@ -192,5 +223,24 @@ mod tests {
         assert_eq!(out.conf.size(), vec![1, 3234, 21]);
         let (_, ssd) = build("ssd-skipblocknet-xs", 320, Some(vec![])).unwrap();
         assert_eq!(ssd.num_priors(), 3234);
+    }
+
+    #[test]
+    fn imagenet_classifier_weights_load_into_the_backbone() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("xs.safetensors");
+        let cls_vs = VarStore::new(Device::Cpu);
+        let config = model::by_name("skipblocknet-xs").unwrap();
+        let _classifier = SkipblockNet::new(&cls_vs.root(), &config, 10, BlockOptions::default());
+        let named: Vec<(String, Tensor)> = cls_vs.variables().into_iter().collect();
+        tensors::write_safetensors(&file, &named, &BTreeMap::new()).unwrap();
+        let (vs, _) = build("ssd-skipblocknet-xs", 300, None).unwrap();
+        let report = load_backbone(&vs, &file).unwrap();
+        assert!(report.missing.iter().all(|k| !k.starts_with("backbone.")), "{:?}", report.missing);
+        let theirs = &cls_vs.variables()["blocks.3.0.conv.0.weight"];
+        assert!(vs.variables()["backbone.blocks.3.0.conv.0.weight"].equal(theirs));
+        let (other, _) = build("ssd-skipblocknet-s", 300, None).unwrap();
+        let err = load_backbone(&other, &file).unwrap_err().to_string();
+        assert!(err.contains("xs.safetensors") && err.contains("mis-shaped"), "{err}");
     }
 }
