@@ -1,9 +1,23 @@
-//! skipblock-detect: the detection pipeline.
+//! skipblock-detect: the detection pipeline, split as torchvision's `ssd.py`/`ssdlite.py`.
 //!
-//! Will hold (detection issue), split as torchvision's `ssd.py`/`ssdlite.py`: the SSD/SSDLite head on a
-//! SkipblockNet backbone, the anchor (prior) generator, the box coder, matching and the multibox loss,
-//! post-processing (NMS), VOC mAP evaluation and `detect train / eval / predict`.
-//!
-//! Done so far: [`eval`], VOC mAP evaluation (devkit semantics), result files and PR-curve plots.
+//! * [`config`]: the `[ssd]` section and the named detectors (`ssdlite-skipblocknet-s`, …);
+//! * [`ssd`]: the detector: SkipblockNet backbone, extra layers and heads ([`heads`]);
+//! * [`anchors`]: the prior boxes (`[ssd.priors]`);
+//! * [`box_coder`]: box ↔ offset encoding with the SSD variances;
+//! * [`matcher`]: ground truths → per-prior training targets;
+//! * [`multibox`]: the multibox loss with hard-negative mining (and bias-loss weights);
+//! * [`postprocess`]: decoding, per-class NMS, top-k;
+//! * [`eval`]: VOC mAP evaluation (devkit semantics), result files and PR-curve plots.
 
+pub mod anchors;
+pub mod box_coder;
+pub mod config;
 pub mod eval;
+pub mod heads;
+pub mod matcher;
+pub mod multibox;
+pub mod postprocess;
+pub mod ssd;
+
+pub use config::{config_by_name, SsdConfig, Variant, DETECTOR_ARCHS};
+pub use ssd::{backbone_prefix, load_backbone, Ssd, SsdOutput};

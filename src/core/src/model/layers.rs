@@ -154,6 +154,57 @@ impl ConvBn {
     }
 }
 
+/// A plain k×k convolution with bias and no BN (the SSD prediction heads), padding (k−1)/2, reporting
+/// itself to the tracer. Weights Xavier-uniform (the reference SSD implementations' head init), bias 0.
+#[derive(Debug)]
+pub struct Conv {
+    pub name: String,
+    pub conv: nn::Conv2D,
+    pub kernel: i64,
+    pub groups: i64,
+    pub in_channels: i64,
+    pub out_channels: i64,
+}
+
+impl Conv {
+    pub fn new(p: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, groups: i64) -> Self {
+        let name = p.components().collect::<Vec<_>>().join(".");
+        let fan_in = (cin / groups * kernel * kernel) as f64;
+        let fan_out = (cout / groups * kernel * kernel) as f64;
+        let bound = (6.0 / (fan_in + fan_out)).sqrt();
+        let conv = nn::conv2d(
+            p,
+            cin,
+            cout,
+            kernel,
+            nn::ConvConfig {
+                stride,
+                padding: (kernel - 1) / 2,
+                groups,
+                bias: true,
+                ws_init: nn::Init::Uniform { lo: -bound, up: bound },
+                bs_init: nn::Init::Const(0.0),
+                ..Default::default()
+            },
+        );
+        Conv { name, conv, kernel, groups, in_channels: cin, out_channels: cout }
+    }
+
+    pub fn params(&self) -> i64 {
+        self.conv.ws.numel() as i64 + self.conv.bs.as_ref().map_or(0, |b| b.numel() as i64)
+    }
+
+    pub fn forward(&self, xs: &Tensor) -> Tensor {
+        let ys = xs.apply(&self.conv);
+        if trace::active() {
+            let per_output = self.in_channels / self.groups * self.kernel * self.kernel;
+            let kind = format!("conv{}x{}{}", self.kernel, self.kernel, if self.groups > 1 { " dw" } else { "" });
+            trace::record(&self.name, &kind, xs, &ys, self.params(), per_output);
+        }
+        ys
+    }
+}
+
 /// A linear layer that reports itself to the tracer.
 #[derive(Debug)]
 pub struct Linear {
@@ -307,5 +358,19 @@ mod tests {
         assert_eq!(make_divisible(16.0 * 2.3, 8), 40);
         assert_eq!(make_divisible(3.0, 8), 8);
         assert_eq!(make_divisible(120.0 / 4.0, 8), 32);
+    }
+
+    #[test]
+    fn plain_conv_has_a_bias_and_reports_its_cost() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let conv = Conv::new(vs.root() / "head", 8, 6, 3, 1, 1);
+        let xs = Tensor::ones([1, 8, 5, 5], (tch::Kind::Float, tch::Device::Cpu));
+        let (ys, records, _) = trace::traced(false, || conv.forward(&xs));
+        assert_eq!(ys.size(), vec![1, 6, 5, 5]);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].name, "head");
+        assert_eq!(records[0].params, 8 * 6 * 9 + 6);
+        assert_eq!(records[0].macs, 6 * 25 * 8 * 9);
+        assert_eq!(conv.conv.bs.as_ref().map(|b| b.abs().sum(tch::Kind::Float).double_value(&[])), Some(0.0));
     }
 }
