@@ -12,6 +12,7 @@
 //!   CIFAR-100 binary, image folders), their augmentation and the loader dataset;
 //! * [`synth_cls`]: synthetic classification datasets written in those layouts;
 //! * [`voc`]: PASCAL VOC detection data (XML annotations, splits, checks), SSD augmentation, [`voc::DetDataset`];
+//! * [`video`]: video files, webcams and preview windows (OpenCV);
 //! * [`synth_voc`]: a synthetic dataset of shapes in VOC's layout, for tests and the demo.
 
 pub mod classification;
@@ -22,6 +23,7 @@ pub mod plot;
 pub mod synth_cls;
 pub mod synth_voc;
 pub mod transforms;
+pub mod video;
 pub mod voc;
 
 pub use image_io::{read_image, write_image, RgbImage};

@@ -32,6 +32,9 @@ pub struct TrainArgs {
     /// Recipe (TOML), e.g. configs/imagenet-skipblocknet-m.toml.
     #[arg(long)]
     pub config: PathBuf,
+    /// Dataset root (overrides data.root of the recipe).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -47,6 +50,9 @@ pub struct FinetuneArgs {
     /// Recipe (default: configs/food101-finetune.toml when present, else built-in defaults).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Dataset root (overrides data.root of the recipe).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Train only the new head for this many epochs first.
     #[arg(long)]
     pub freeze_backbone_epochs: Option<usize>,
@@ -140,7 +146,7 @@ fn report(summary: &skipblock_core::train::FitSummary) {
 
 fn train(global: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     let recipe: ClassifyRecipe = config::load_config(Some(&a.config), &a.run.overrides()?)?;
-    let summary = pipeline::train(&recipe, &a.run.options(global)?, None)?;
+    let summary = pipeline::train(&recipe, &a.run.options(global, a.data.clone())?, None)?;
     report(&summary);
     Ok(())
 }
@@ -154,7 +160,7 @@ fn finetune(global: &GlobalArgs, a: &FinetuneArgs) -> Result<()> {
     }
     let recipe: ClassifyRecipe = config::load_config(path.as_deref(), &overrides)?;
     let from = StartFrom { checkpoint: a.from.clone(), arch: a.arch.clone() };
-    let summary = pipeline::train(&recipe, &a.run.options(global)?, Some(&from))?;
+    let summary = pipeline::train(&recipe, &a.run.options(global, a.data.clone())?, Some(&from))?;
     report(&summary);
     Ok(())
 }

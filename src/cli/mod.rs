@@ -5,8 +5,10 @@ mod bench;
 mod classify;
 mod config;
 mod data;
+mod detect;
 mod info;
 mod model;
+mod predict;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -58,9 +60,6 @@ impl GlobalArgs {
 /// The flags of every training command (`classify train/finetune`, `detect train`).
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Dataset root (overrides data.root of the recipe).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
     /// Run name: outputs go to <runs-dir>/<name>/ (default: the recipe's name).
     #[arg(long)]
     pub name: Option<String>,
@@ -113,9 +112,9 @@ impl RunArgs {
         Ok(out)
     }
 
-    pub fn options(&self, global: &GlobalArgs) -> Result<skipblock_classify::pipeline::RunOptions> {
+    pub fn options(&self, global: &GlobalArgs, data: Option<PathBuf>) -> Result<skipblock_classify::pipeline::RunOptions> {
         Ok(skipblock_classify::pipeline::RunOptions {
-            data: self.data.clone(),
+            data,
             runs_dir: self.runs_dir.clone(),
             name: self.name.clone(),
             resume: self.resume,
@@ -140,6 +139,9 @@ pub enum Command {
     /// Speed against PyTorch eager (same architecture and weights, same run).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Detection: train, eval, predict (images, folders, video, webcam).
+    #[command(subcommand)]
+    Detect(detect::DetectCommand),
     /// Recipes: show the effective configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -160,5 +162,6 @@ pub fn run() -> Result<()> {
         Command::Config(c) => config::run(c),
         Command::Bench(c) => bench::run(g, c),
         Command::Data(c) => data::run(c),
+        Command::Detect(c) => detect::run(g, c),
     }
 }

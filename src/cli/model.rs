@@ -24,15 +24,16 @@ pub enum ModelCommand {
 
 #[derive(Args, Debug)]
 pub struct SummaryArgs {
-    /// Architecture: skipblocknet-xs|s|m|l, mobilenetv3-large.
+    /// Architecture: skipblocknet-xs|s|m|l, mobilenetv3-large, or a detector: ssdlite-skipblocknet-xs|s|m|l,
+    /// ssd-skipblocknet-xs|s|m|l.
     #[arg(long)]
     pub arch: String,
-    /// Square input size.
-    #[arg(long, default_value_t = 224)]
-    pub input: i64,
-    /// Number of classes of the classifier.
-    #[arg(long, default_value_t = 1000)]
-    pub classes: i64,
+    /// Square input size (default 224 for classifiers, 300 for detectors).
+    #[arg(long)]
+    pub input: Option<i64>,
+    /// Number of classes (default 1000 for classifiers; 21 with the background for detectors).
+    #[arg(long)]
+    pub classes: Option<i64>,
     /// Print JSON (totals and every layer).
     #[arg(long)]
     pub json: bool,
@@ -82,13 +83,27 @@ pub fn run(global: &GlobalArgs, command: &ModelCommand) -> Result<()> {
 }
 
 fn run_summary(a: &SummaryArgs) -> Result<()> {
-    if a.input < 32 {
-        bail!("--input {} is too small (at least 32)", a.input);
+    let detector = a.arch.to_ascii_lowercase().starts_with("ssd");
+    let input = a.input.unwrap_or(if detector { 300 } else { 224 });
+    if input < 32 {
+        bail!("--input {input} is too small (at least 32)");
     }
-    let (vs, net) = loader::new_classifier(&a.arch, a.classes, tch::Device::Cpu, BlockOptions::default())?;
-    let s = summary::summarize(&net.config.name, &vs, a.input, a.classes, |xs| {
-        let _ = net.forward_t(xs, false);
-    });
+    let s = if detector {
+        let mut config = skipblock_detect::config_by_name(&a.arch, a.classes.unwrap_or(21))?;
+        config.input_size = input;
+        if input != 300 {
+            config.priors.feature_maps.clear();
+        }
+        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+        let ssd = skipblock_detect::Ssd::new(&vs.root(), &config, BlockOptions::default())?;
+        ssd.summary(&vs)
+    } else {
+        let classes = a.classes.unwrap_or(1000);
+        let (vs, net) = loader::new_classifier(&a.arch, classes, tch::Device::Cpu, BlockOptions::default())?;
+        summary::summarize(&net.config.name, &vs, input, classes, |xs| {
+            let _ = net.forward_t(xs, false);
+        })
+    };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
     } else {

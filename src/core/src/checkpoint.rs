@@ -32,6 +32,8 @@ pub struct CheckpointMeta {
     pub config: Option<String>,
     /// Last evaluation metrics, free-form.
     pub metrics: serde_json::Value,
+    /// Architecture details beyond `arch` (a detector's `[ssd]` section), free-form.
+    pub model: serde_json::Value,
     /// skipblock version that wrote the file.
     pub skipblock_version: String,
 }
@@ -47,6 +49,7 @@ impl Default for CheckpointMeta {
             epoch: 0,
             config: None,
             metrics: serde_json::Value::Null,
+            model: serde_json::Value::Null,
             skipblock_version: env!("CARGO_PKG_VERSION").into(),
         }
     }

@@ -39,6 +39,10 @@ pub trait Task {
     fn evaluate(&mut self, epoch: usize) -> Result<Metrics>;
     /// The record saved with the checkpoints (architecture, classes, …); `fit` sets epoch and metrics.
     fn checkpoint_meta(&self) -> CheckpointMeta;
+    /// (variable-name prefix, learning-rate multiplier) groups, e.g. a slower backbone.
+    fn lr_groups(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
     /// Variable-name prefixes kept frozen during `epoch` (0-based).
     fn frozen_prefixes(&self, _epoch: usize) -> Vec<String> {
         Vec::new()
@@ -172,6 +176,7 @@ pub fn fit<T: Task>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result
         bail!("the training set is empty");
     }
     let mut opt = Optimizer::new(vs, &options.optim);
+    opt.set_lr_mults(task.lr_groups());
     let schedule = Schedule::new(&options.schedule, options.optim.lr, epochs);
     let mut ema = (options.train.ema_decay > 0.0).then(|| Ema::new(vs, options.train.ema_decay));
     let log = MetricsLog::new(dir);

@@ -29,6 +29,8 @@ pub struct Optimizer {
     params: Vec<Param>,
     lr: f64,
     frozen: Vec<String>,
+    /// (name prefix, multiplier): a parameter's learning rate is `lr ×` the first matching multiplier.
+    lr_mults: Vec<(String, f64)>,
 }
 
 impl Optimizer {
@@ -43,7 +45,7 @@ impl Optimizer {
                 Param { name, var, decay, buf: None, square_avg: None }
             })
             .collect();
-        Optimizer { config: config.clone(), params, lr: config.lr, frozen: Vec::new() }
+        Optimizer { config: config.clone(), params, lr: config.lr, frozen: Vec::new(), lr_mults: Vec::new() }
     }
 
     pub fn set_lr(&mut self, lr: f64) {
@@ -51,6 +53,15 @@ impl Optimizer {
     }
     pub fn lr(&self) -> f64 {
         self.lr
+    }
+
+    /// Per-group learning rates: parameters whose name starts with a prefix get `lr × multiplier`.
+    pub fn set_lr_mults(&mut self, mults: Vec<(String, f64)>) {
+        self.lr_mults = mults;
+    }
+
+    fn lr_mult(&self, name: &str) -> f64 {
+        self.lr_mults.iter().find(|(p, _)| name.starts_with(p.as_str())).map_or(1.0, |(_, m)| *m)
     }
 
     /// Variables whose name starts with one of these prefixes are not updated (and get no gradient).
@@ -102,8 +113,10 @@ impl Optimizer {
         let c = self.config.clone();
         let lr = self.lr;
         let frozen: Vec<bool> = self.params.iter().map(|p| self.is_frozen(&p.name)).collect();
+        let mults: Vec<f64> = self.params.iter().map(|p| self.lr_mult(&p.name)).collect();
         tch::no_grad(|| {
-            for (p, frozen) in self.params.iter_mut().zip(frozen) {
+            for ((p, frozen), mult) in self.params.iter_mut().zip(frozen).zip(mults) {
+                let lr = lr * mult;
                 let grad = p.var.grad();
                 if frozen || !grad.defined() {
                     continue;

@@ -1,0 +1,93 @@
+//! Running a detector over a VOC split and scoring it with the devkit's mAP.
+
+use crate::detector::PixelDetection;
+use crate::eval::{evaluate, DetectionRecord, EvalResult, GroundTruth, Metric};
+use crate::postprocess::{postprocess, PostprocessConfig};
+use crate::ssd::Ssd;
+use anyhow::Result;
+use skipblock_core::boxes::BBox;
+use skipblock_core::loader::{load_epoch, LoaderConfig};
+use skipblock_core::ui;
+use skipblock_data::voc::{DetDataset, VocDataset};
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+/// The image id used in result files: `<id>`, or `<root folder>/<id>` when several roots are combined.
+pub fn image_id(voc: &VocDataset, index: usize) -> String {
+    let r = &voc.records[index];
+    if voc.roots.len() > 1 {
+        format!("{}/{}", r.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), r.id)
+    } else {
+        r.id.clone()
+    }
+}
+
+/// Every ground-truth object of the split (VOC 1-based pixel boxes), difficult ones flagged.
+pub fn ground_truths(voc: &VocDataset, limit: usize) -> Vec<GroundTruth> {
+    voc.records
+        .iter()
+        .enumerate()
+        .take(limit)
+        .flat_map(|(i, r)| {
+            let id = image_id(voc, i);
+            r.objects.iter().map(move |o| GroundTruth { image_id: id.clone(), class: o.class, bbox: o.bbox.to_voc(), difficult: o.difficult })
+        })
+        .collect()
+}
+
+/// Runs the detector (eval mode) over the first `limit` images of `data`; detections per record index.
+pub fn detect_split(ssd: &Ssd, data: Arc<DetDataset>, device: Device, loader: &LoaderConfig, post: &PostprocessConfig, limit: usize, progress: bool) -> Result<Vec<(usize, Vec<PixelDetection>)>> {
+    let config = LoaderConfig { shuffle: false, drop_last: false, strict: true, ..loader.clone() };
+    let n = data.voc().records.len().min(limit);
+    let batches = load_epoch(data.clone(), 0, &config)?;
+    let total = batches.num_batches().min(n.div_ceil(config.batch_size.max(1)));
+    let bar = if progress { ui::progress_bar(total as u64, "detect") } else { indicatif::ProgressBar::hidden() };
+    let mut out = Vec::with_capacity(n);
+    for batch in batches.take(total) {
+        let batch = batch?;
+        let xs = Tensor::stack(&batch.iter().map(|s| s.image.shallow_clone()).collect::<Vec<_>>(), 0).to_device(device);
+        let o = tch::no_grad(|| ssd.forward_t(&xs, false));
+        let dets = postprocess(&o.loc, &o.conf, &ssd.priors, &ssd.config.box_coder, post)?;
+        for (sample, d) in batch.iter().zip(dets) {
+            let (w, h) = (sample.width as f32, sample.height as f32);
+            let pixel = d
+                .into_iter()
+                .map(|det| {
+                    let b = det.bbox.scale(w, h).clip(w, h);
+                    PixelDetection { bbox: b.to_array(), class: det.label.saturating_sub(1), name: String::new(), score: det.score }
+                })
+                .collect();
+            out.push((sample.index, pixel));
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    out.truncate(n);
+    Ok(out)
+}
+
+/// Detections as devkit records (VOC 1-based boxes).
+pub fn to_records(voc: &VocDataset, detections: &[(usize, Vec<PixelDetection>)]) -> Vec<DetectionRecord> {
+    detections
+        .iter()
+        .flat_map(|(i, dets)| {
+            let id = image_id(voc, *i);
+            dets.iter().map(move |d| DetectionRecord {
+                image_id: id.clone(),
+                class: d.class,
+                score: d.score,
+                bbox: BBox::new(d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]).to_voc(),
+            })
+        })
+        .collect()
+}
+
+/// mAP of the detector on (the first `limit` images of) a split.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_split(ssd: &Ssd, data: Arc<DetDataset>, device: Device, loader: &LoaderConfig, post: &PostprocessConfig, metric: Metric, iou: f32, limit: usize, progress: bool) -> Result<(EvalResult, Vec<DetectionRecord>)> {
+    let dets = detect_split(ssd, data.clone(), device, loader, post, limit, progress)?;
+    let voc = data.voc();
+    let records = to_records(voc, &dets);
+    let result = evaluate(&ground_truths(voc, limit), &records, &voc.classes, metric, iou)?;
+    Ok((result, records))
+}

@@ -1,0 +1,133 @@
+//! `detect train`: a recipe and VOC data in, a run folder out.
+
+use crate::multibox::MultiboxLoss;
+use crate::recipe::DetectRecipe;
+use crate::ssd::{load_backbone, Ssd};
+use crate::task::DetectTask;
+use anyhow::{bail, Context, Result};
+use skipblock_core::loader::LoaderConfig;
+use skipblock_core::loss::{Loss, LossKind};
+use skipblock_core::model::BlockOptions;
+use skipblock_core::train::{fit, FitOptions, FitSummary};
+use skipblock_core::{config, ui};
+use skipblock_data::voc::{self, DetDataset, VocDataset};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tch::{nn::VarStore, Device};
+
+/// Where and how a run happens (the command line's part).
+#[derive(Debug, Clone)]
+pub struct DetRunOptions {
+    /// VOC roots; override `data.roots`.
+    pub data: Vec<PathBuf>,
+    pub labels: Option<PathBuf>,
+    /// Classifier checkpoint for the backbone; overrides `backbone.weights`.
+    pub backbone: Option<PathBuf>,
+    pub runs_dir: PathBuf,
+    pub name: Option<String>,
+    pub resume: bool,
+    pub exist_ok: bool,
+    pub stop_after: Option<usize>,
+    pub device: Device,
+    pub seed: u64,
+}
+
+/// The class names of a recipe: `--labels`, `data.labels`, or VOC's 20.
+pub fn classes_of(recipe: &DetectRecipe, labels: Option<&PathBuf>) -> Result<Vec<String>> {
+    match labels.or(recipe.data.labels.as_ref()) {
+        Some(p) => voc::read_labels(p),
+        None => Ok(voc::voc_classes()),
+    }
+}
+
+/// Opens a split, printing each data problem as a warning (or failing with `strict`).
+pub fn open_split(roots: &[PathBuf], split: &str, classes: &[String], strict: bool) -> Result<VocDataset> {
+    let (data, problems) = VocDataset::open(roots, split, classes, strict)?;
+    for p in problems.iter().take(20) {
+        ui::warn(p.to_string());
+    }
+    if problems.len() > 20 {
+        ui::warn(format!("… and {} more problems (see `skipblock data check`)", problems.len() - 20));
+    }
+    Ok(data)
+}
+
+pub fn train(recipe: &DetectRecipe, opts: &DetRunOptions) -> Result<FitSummary> {
+    if !matches!(recipe.loss.kind, LossKind::Ce | LossKind::Bias) {
+        bail!("detection supports loss.kind = \"ce\" or \"bias\" for the multibox classification term");
+    }
+    let roots = if opts.data.is_empty() { recipe.data.roots.clone() } else { opts.data.clone() };
+    if roots.is_empty() {
+        bail!("no dataset: pass --data VOCdevkit/VOC2012 (repeatable) or set data.roots");
+    }
+    let val_roots = if recipe.data.val_roots.is_empty() { roots.clone() } else { recipe.data.val_roots.clone() };
+    let classes = classes_of(recipe, opts.labels.as_ref())?;
+    let d = &recipe.data;
+    let train_voc = open_split(&roots, &d.train_split, &classes, d.strict)?;
+    let val_voc = open_split(&val_roots, &d.val_split, &classes, d.strict)?;
+    ui::info(format!(
+        "{} classes; {} training images ({} objects), {} validation images",
+        classes.len(), train_voc.len(), train_voc.num_objects(), val_voc.len()
+    ));
+    let mut ssd_config = recipe.ssd.clone();
+    ssd_config.num_classes = classes.len() as i64 + 1;
+    tch::manual_seed(opts.seed as i64);
+    let vs = VarStore::new(opts.device);
+    let opts_bn = BlockOptions { bn_momentum: recipe.model.bn_momentum, bn_eps: recipe.model.bn_eps };
+    let ssd = Ssd::new(&vs.root(), &ssd_config, opts_bn)?;
+    let backbone = opts.backbone.clone().or_else(|| recipe.backbone.weights.clone());
+    if let (Some(b), false) = (&backbone, opts.resume) {
+        let report = load_backbone(&vs, b)?;
+        ui::info(format!("backbone initialised from '{}' ({} tensors)", b.display(), report.loaded));
+    }
+    let size = ssd.config.input_size as u32;
+    let name = opts.name.clone().unwrap_or_else(|| recipe.name.clone());
+    let run_dir = opts.runs_dir.join(&name);
+    let loader = LoaderConfig {
+        batch_size: recipe.train.batch_size.max(1),
+        shuffle: true,
+        drop_last: train_voc.len() > recipe.train.batch_size,
+        seed: opts.seed,
+        workers: d.workers,
+        prefetch: d.prefetch.max(1),
+        strict: d.strict,
+    };
+    let eval_loader = LoaderConfig { shuffle: false, drop_last: false, ..loader.clone() };
+    let train_data = if d.augment {
+        DetDataset::new(train_voc, size, true)
+    } else {
+        DetDataset::with_augment(train_voc, voc::augment::SsdAugment { photometric: false, expand: false, crop: false, flip: false, ..voc::augment::SsdAugment::new(size) }, true)
+    };
+    let mut task = DetectTask {
+        matcher: ssd.matcher(),
+        ssd,
+        multibox: MultiboxLoss::default(),
+        loss: Loss::new(recipe.loss.clone())?,
+        train: Arc::new(train_data),
+        val: Arc::new(DetDataset::new(val_voc, size, false)),
+        device: opts.device,
+        eval_loader,
+        postprocess: recipe.postprocess,
+        metric: recipe.eval.metric.into(),
+        iou_threshold: recipe.eval.iou_threshold,
+        eval_max_images: recipe.eval.max_images,
+        freeze_backbone_epochs: recipe.backbone.freeze_epochs,
+        backbone_lr_mult: recipe.backbone.lr_mult,
+        run_dir: run_dir.clone(),
+    };
+    let options = FitOptions {
+        run_dir,
+        optim: recipe.optim.clone(),
+        schedule: recipe.schedule.clone(),
+        train: recipe.train.clone(),
+        loader,
+        best_metric: "val_map".into(),
+        higher_is_better: true,
+        resume: opts.resume,
+        stop_after: opts.stop_after,
+        exist_ok: opts.exist_ok,
+        seed: opts.seed,
+        config_text: config::to_toml(recipe).context("recipe")?,
+    };
+    fit(&mut task, &vs, &options)
+}
