@@ -64,11 +64,11 @@ impl Task for ClassifyTask {
     }
 
     fn state(&self) -> BTreeMap<String, String> {
-        self.loss.global_min.map(|g| BTreeMap::from([("loss_global_min".to_string(), g.to_string())])).unwrap_or_default()
+        self.loss.state()
     }
 
     fn load_state(&mut self, state: &BTreeMap<String, String>) -> Result<()> {
-        self.loss.global_min = state.get("loss_global_min").and_then(|v| v.parse().ok());
+        self.loss.load_state(state);
         Ok(())
     }
 

@@ -93,11 +93,14 @@ pub fn train(recipe: &DetectRecipe, opts: &DetRunOptions) -> Result<FitSummary> 
         strict: d.strict,
     };
     let eval_loader = LoaderConfig { shuffle: false, drop_last: false, ..loader.clone() };
-    let train_data = if d.augment {
-        DetDataset::new(train_voc, size, true)
-    } else {
-        DetDataset::with_augment(train_voc, voc::augment::SsdAugment { photometric: false, expand: false, crop: false, flip: false, ..voc::augment::SsdAugment::new(size) }, true)
+    let augment = voc::augment::SsdAugment {
+        photometric: d.augment && d.photometric,
+        expand: d.augment && d.expand,
+        crop: d.augment && d.crop,
+        flip: d.augment && d.flip,
+        ..voc::augment::SsdAugment::new(size)
     };
+    let train_data = DetDataset::with_augment(train_voc, augment, true);
     let mut task = DetectTask {
         matcher: ssd.matcher(),
         ssd,

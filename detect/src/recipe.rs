@@ -39,8 +39,14 @@ pub struct DetDataSection {
     /// A problem in the data (unknown class, box outside its image, missing file) is an error instead of
     /// a warning and a skip.
     pub strict: bool,
-    /// SSD augmentation (photometric, zoom-out, IoU crop, flip) for training.
+    /// SSD augmentation for training; each step can be switched off on its own.
     pub augment: bool,
+    pub photometric: bool,
+    /// Zoom-out: the image placed on a canvas up to 4× its size (helps small objects, slows learning).
+    pub expand: bool,
+    /// IoU-constrained random crop.
+    pub crop: bool,
+    pub flip: bool,
     pub workers: usize,
     pub prefetch: usize,
 }
@@ -55,6 +61,10 @@ impl Default for DetDataSection {
             labels: None,
             strict: false,
             augment: true,
+            photometric: true,
+            expand: true,
+            crop: true,
+            flip: true,
             workers: 0,
             prefetch: 4,
         }

@@ -33,7 +33,8 @@ pub fn run(command: &ConfigCommand) -> Result<()> {
         ConfigCommand::Show(a) => {
             let text = match task_of(&a.config)?.as_str() {
                 "classify" => config::to_toml(&config::load_config::<ClassifyRecipe>(Some(&a.config), &a.overrides)?)?,
-                other => bail!("config file '{}': unknown task '{other}' (expected classify)", a.config.display()),
+                "detect" => config::to_toml(&config::load_config::<skipblock_detect::DetectRecipe>(Some(&a.config), &a.overrides)?)?,
+                other => bail!("config file '{}': unknown task '{other}' (expected classify or detect)", a.config.display()),
             };
             print!("{text}");
             Ok(())

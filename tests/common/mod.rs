@@ -58,3 +58,12 @@ pub fn one_error_line(stderr: &str) -> String {
     assert!(!stderr.contains("panicked"), "{stderr}");
     lines[0].to_string()
 }
+
+/// The error line of a failed command that also printed progress/info lines: exactly one `error:` line,
+/// and no panic.
+pub fn error_line(stderr: &str) -> String {
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line: {stderr}");
+    errors[0].to_string()
+}

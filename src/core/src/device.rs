@@ -4,6 +4,8 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tch::Device;
 
+include!("torch_version.rs");
+
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N`. `auto` picks CUDA device 0 when libtorch sees one.
 /// Asking for CUDA when none is available is an error, not a silent fall-back.
 pub fn parse_device(spec: &str) -> Result<Device> {
@@ -89,17 +91,6 @@ pub fn loaded_libtorch_dir() -> Option<std::path::PathBuf> {
         .and_then(|path| std::path::Path::new(path).parent().map(|p| p.to_path_buf()))
 }
 
-fn read_torch_version(torch_dir: &std::path::Path) -> Option<String> {
-    if let Ok(text) = std::fs::read_to_string(torch_dir.join("version.py")) {
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("__version__") {
-                let value = rest.split_once('=').map(|(_, v)| v).unwrap_or(rest);
-                return Some(value.trim().trim_matches(['\'', '"']).to_string());
-            }
-        }
-    }
-    std::fs::read_to_string(torch_dir.join("build-version")).ok().map(|s| s.trim().to_string())
-}
 
 /// Applies `--threads` (0 = leave libtorch's default: one per core) and `--seed`.
 pub fn configure_runtime(threads: usize, seed: Option<u64>) {

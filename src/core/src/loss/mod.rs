@@ -134,6 +134,15 @@ impl Loss {
         })
     }
 
+    /// The running state to carry across `--resume` (the `global` scaling's minimum).
+    pub fn state(&self) -> std::collections::BTreeMap<String, String> {
+        self.global_min.map(|g| std::collections::BTreeMap::from([("loss_global_min".to_string(), g.to_string())])).unwrap_or_default()
+    }
+
+    pub fn load_state(&mut self, state: &std::collections::BTreeMap<String, String>) {
+        self.global_min = state.get("loss_global_min").and_then(|v| v.parse().ok());
+    }
+
     /// The bias loss's per-sample weights z(v_i) (detached), updating the `global` minimum.
     pub fn sample_weights(&mut self, features: &Tensor) -> Result<Tensor> {
         let (weights, batch_min) = bias_weights(features, &self.config, self.global_min)?;

@@ -1,0 +1,190 @@
+//! The classification pipeline end to end through the binary, on synthetic data in Food-101's and an
+//! image folder's native layouts: learning from scratch, transfer learning, the losses, kill + resume.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+fn synth(out: &Path, layout: &str, classes: usize, train: usize, test: usize, seed: u64) {
+    let (ok, _, stderr) = run(&[
+        "data", "synth-cls", "--out", path_str(out), "--layout", layout, "--classes", &classes.to_string(),
+        "--train", &train.to_string(), "--test", &test.to_string(), "--size", "64", "--seed", &seed.to_string(),
+    ]);
+    assert!(ok, "{stderr}");
+}
+
+fn metrics(run_dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn last_top1(run_dir: &Path) -> f64 {
+    metrics(run_dir).last().unwrap()["val_top1"].as_f64().unwrap()
+}
+
+/// `classify train` on the synthetic recipe at 64×64, with extra arguments.
+fn train(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "--seed", "3", "classify", "train", "--config", "configs/synthetic-food101.toml", "--data", path_str(data),
+        "--runs-dir", path_str(runs), "--name", name, "--set", "model.input_size=64",
+    ];
+    args.extend_from_slice(extra);
+    let out = skipblock().current_dir(repo()).args(&args).output().unwrap();
+    let (ok, _, stderr) = decode(out);
+    (ok, stderr)
+}
+
+#[test]
+fn learns_from_scratch_and_transfers_to_a_new_class_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let food = dir.path().join("food");
+    synth(&food, "food101", 10, 40, 10, 1);
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = train(&food, &runs, "scratch", &["--epochs", "12"]);
+    assert!(ok, "{stderr}");
+    let top1 = last_top1(&runs.join("scratch"));
+    println!("from scratch, 10 synthetic classes, 12 epochs at 64x64: val top-1 {top1:.3} (chance 0.1)");
+    assert!(top1 > 0.3, "top-1 {top1} is not clearly above chance");
+    for f in ["best.safetensors", "last.safetensors", "last.state.safetensors", "metrics.csv", "loss.png", "metrics.png", "config.toml"] {
+        assert!(runs.join("scratch").join(f).exists(), "{f}");
+    }
+
+    // `classify eval` agrees with the run's last validation record, and reports every class.
+    let (ok, stdout, stderr) = run(&["classify", "eval", "--weights", path_str(&runs.join("scratch/last.safetensors")), "--data", path_str(&food), "--json"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!((report["top1"].as_f64().unwrap() - top1).abs() < 1e-9, "{report}");
+    assert_eq!(report["per_class"].as_array().unwrap().len(), 10);
+    assert_eq!(report["samples"], 100);
+
+    // A different task: 6 classes in an image folder, other images. One epoch from the checkpoint
+    // beats one epoch from random weights.
+    let folder = dir.path().join("folder");
+    synth(&folder, "imagefolder", 6, 30, 10, 7);
+    let args = ["--epochs", "1", "--set", "data.val_fraction=0.25", "--set", "schedule.warmup_epochs=0.0", "--lr", "0.02"];
+    let out = skipblock()
+        .current_dir(repo())
+        .args(["--seed", "3", "classify", "finetune", "--from", path_str(&runs.join("scratch/best.safetensors")), "--data", path_str(&folder), "--config", "configs/synthetic-food101.toml", "--runs-dir", path_str(&runs), "--name", "transfer", "--set", "model.input_size=64"])
+        .args(args)
+        .output()
+        .unwrap();
+    let (ok, _, stderr) = decode(out);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("new 6-class head"), "{stderr}");
+    let (ok, stderr) = train(&folder, &runs, "random", &args);
+    assert!(ok, "{stderr}");
+    let (transfer, random) = (last_top1(&runs.join("transfer")), last_top1(&runs.join("random")));
+    println!("after one epoch on the new 6-class task: fine-tuned {transfer:.3}, from random weights {random:.3}");
+    assert!(transfer > random, "transfer {transfer} <= random {random}");
+}
+
+#[test]
+fn bias_and_cross_entropy_runs_both_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let food = dir.path().join("food");
+    synth(&food, "food101", 6, 20, 5, 2);
+    let runs = dir.path().join("runs");
+    let mut results = Vec::new();
+    for loss in ["bias", "ce", "focal", "label-smoothing"] {
+        let (ok, stderr) = train(&food, &runs, loss, &["--epochs", "2", "--loss", loss]);
+        assert!(ok, "{loss}: {stderr}");
+        let m = metrics(&runs.join(loss));
+        assert_eq!(m.len(), 2);
+        assert!(m.iter().all(|r| r["train_loss"].as_f64().unwrap().is_finite()));
+        let config = std::fs::read_to_string(runs.join(loss).join("config.toml")).unwrap();
+        assert!(config.contains(&format!("kind = \"{loss}\"")), "{config}");
+        results.push((loss, last_top1(&runs.join(loss))));
+    }
+    println!("2 epochs, 6 synthetic classes: {results:?}");
+}
+
+fn wait_for_epochs(run_dir: &Path, n: usize, child: &mut std::process::Child) {
+    let start = std::time::Instant::now();
+    loop {
+        let done = std::fs::read_to_string(run_dir.join("metrics.jsonl")).map(|t| t.lines().count()).unwrap_or(0);
+        if done >= n {
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended early ({status})");
+        }
+        assert!(start.elapsed().as_secs() < 600, "timed out waiting for epoch {n}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_run_resumes_to_the_same_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let food = dir.path().join("food");
+    synth(&food, "food101", 5, 24, 6, 4);
+    let runs = dir.path().join("runs");
+    let base: Vec<String> = [
+        "--threads", "1", "--seed", "9", "classify", "train", "--config", "configs/synthetic-food101.toml",
+        "--data", path_str(&food), "--runs-dir", path_str(&runs), "--set", "model.input_size=48", "--epochs", "5",
+        "--set", "train.ema_decay=0.9",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let args = |name: &str, extra: &[&str]| -> Vec<String> {
+        let mut a = base.clone();
+        a.extend(["--name".to_string(), name.to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = skipblock().current_dir(repo()).args(args("straight", &[])).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Killed (SIGKILL) once two epochs are recorded, then resumed.
+    let killed: PathBuf = runs.join("killed");
+    let mut child = skipblock().current_dir(repo()).args(args("killed", &[])).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for_epochs(&killed, 2, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let recorded = metrics(&killed).len();
+    assert!(recorded < 5, "killed too late ({recorded} epochs)");
+    let (ok, _, stderr) = decode(skipblock().current_dir(repo()).args(args("killed", &["--resume"])).output().unwrap());
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("resuming"), "{stderr}");
+
+    let (a, b) = (metrics(&runs.join("straight")), metrics(&killed));
+    assert_eq!(b.len(), 5);
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["train_loss", "val_top1", "val_loss", "lr"] {
+            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
+        }
+    }
+    // Without --resume the folder is not silently overwritten.
+    let (ok, _, stderr) = decode(skipblock().current_dir(repo()).args(args("killed", &[])).output().unwrap());
+    assert!(!ok && error_line(&stderr).contains("--resume"), "{stderr}");
+}
+
+#[test]
+fn dataset_errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let food = dir.path().join("food");
+    synth(&food, "food101", 3, 4, 2, 5);
+    // A listed image that is corrupt: skipped with a warning naming it, or an error with strict.
+    let list = std::fs::read_to_string(food.join("meta/train.txt")).unwrap();
+    let first = list.lines().next().unwrap();
+    let victim = food.join("images").join(format!("{first}.jpg"));
+    std::fs::write(&victim, b"garbage").unwrap();
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = train(&food, &runs, "lenient", &["--epochs", "1"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("skipped") && stderr.contains(&format!("{first}.jpg")), "{stderr}");
+    let (ok, stderr) = train(&food, &runs, "strict", &["--epochs", "1", "--set", "data.strict=true"]);
+    assert!(!ok);
+    assert!(error_line(&stderr).contains(&format!("{first}.jpg")), "{stderr}");
+    // An empty folder.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (ok, stderr) = train(&empty, &runs, "empty", &[]);
+    assert!(!ok);
+    assert!(error_line(&stderr).contains("empty"), "{stderr}");
+}

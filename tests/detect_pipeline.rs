@@ -1,0 +1,177 @@
+//! The detection pipeline end to end through the binary: real third-party VOC data (dogs-voc), synthetic
+//! VOC data, data problems, result files, videos and webcams.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+
+fn dogs() -> PathBuf {
+    repo().join("../shared/data/dogs-voc/VOCdevkit/VOC2007")
+}
+
+fn labels(dir: &Path, names: &[&str]) -> PathBuf {
+    let p = dir.join("labels.txt");
+    std::fs::write(&p, names.join("\n") + "\n").unwrap();
+    p
+}
+
+fn run_in_repo(args: &[&str]) -> (bool, String, String) {
+    decode(skipblock().current_dir(repo()).args(args).output().unwrap())
+}
+
+/// A few iterations of SSDLite-XS on `root`.
+fn quick_train(root: &Path, labels: &Path, runs: &Path, name: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "--seed", "1", "detect", "train", "--config", "configs/synthetic-voc.toml", "--data", path_str(root),
+        "--labels", path_str(labels), "--runs-dir", path_str(runs), "--name", name, "--epochs", "1", "--batch", "4",
+        "--set", "train.max_iters_per_epoch=2", "--set", "ssd.input_size=128",
+    ];
+    args.extend_from_slice(extra);
+    let (ok, _, stderr) = run_in_repo(&args);
+    (ok, stderr)
+}
+
+#[test]
+fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let dog = labels(dir.path(), &["dog"]);
+    let (ok, stdout, stderr) = run(&["data", "check", "--voc", path_str(&dogs()), "--labels", path_str(&dog), "--json"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["problems"].as_array().unwrap().is_empty(), "{report}");
+
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = quick_train(&dogs(), &dog, &runs, "dogs", &[]);
+    assert!(ok, "{stderr}");
+    let weights = runs.join("dogs/last.safetensors");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join("dogs/last.json")).unwrap()).unwrap();
+    assert_eq!(meta["task"], "detect");
+    assert_eq!(meta["class_names"], serde_json::json!(["dog"]));
+
+    let results = dir.path().join("results");
+    let out = dir.path().join("eval");
+    let (ok, stdout, stderr) = run(&[
+        "detect", "eval", "--weights", path_str(&weights), "--data", path_str(&dogs()), "--split", "test", "--json",
+        "--save-detections", path_str(&results), "--out", path_str(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    let eval: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let map = eval["map"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&map));
+    assert_eq!(eval["classes"][0]["num_gt"], 10);
+    assert!(results.join("comp4_det_test_dog.txt").exists());
+    assert!(out.join("pr_curves.png").exists());
+    // The result files evaluate to the same mAP, as any detector's would.
+    let (ok, stdout, stderr) = run(&[
+        "detect", "eval", "--detections", path_str(&results), "--data", path_str(&dogs()), "--labels", path_str(&dog),
+        "--split", "test", "--json", "--out", path_str(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!((again["map"].as_f64().unwrap() - map).abs() < 1e-4, "{again} vs {eval}");
+
+    // Predict on the 40 real photos: one record each, annotated JPEGs written.
+    let pred = dir.path().join("pred");
+    let (ok, stdout, stderr) = run(&[
+        "detect", "predict", "--weights", path_str(&weights), path_str(&dogs().join("JPEGImages")), "--json",
+        "--conf", "0.01", "--out", path_str(&pred),
+    ]);
+    assert!(ok, "{stderr}");
+    let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 40);
+    for r in &records {
+        let (w, h) = (r["width"].as_f64().unwrap(), r["height"].as_f64().unwrap());
+        for d in r["detections"].as_array().unwrap() {
+            let b: Vec<f64> = d["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+            assert!(b[0] >= 0.0 && b[1] >= 0.0 && b[2] <= w && b[3] <= h && b[0] <= b[2] && b[1] <= b[3], "{d}");
+            assert_eq!(d["name"], "dog");
+        }
+    }
+    assert_eq!(std::fs::read_dir(&pred).unwrap().count(), 40);
+}
+
+/// A synthetic VOC copy with three planted problems: malformed XML, a listed image whose JPEG is missing,
+/// and a box outside its image.
+fn broken_voc(dir: &Path) -> (PathBuf, PathBuf) {
+    let (ok, _, stderr) = run(&["data", "synth-voc", "--out", path_str(dir), "--train", "12", "--test", "4", "--size", "128", "--seed", "3"]);
+    assert!(ok, "{stderr}");
+    let root = dir.join("VOCdevkit/VOC2007");
+    let ids: Vec<String> = std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap().lines().map(String::from).collect();
+    std::fs::write(root.join(format!("Annotations/{}.xml", ids[0])), "<annotation><size><width>128</wid").unwrap();
+    std::fs::remove_file(root.join(format!("JPEGImages/{}.jpg", ids[1]))).unwrap();
+    let xml_path = root.join(format!("Annotations/{}.xml", ids[2]));
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    let start = xml.find("<xmax>").unwrap() + 6;
+    let end = xml[start..].find("</xmax>").unwrap() + start;
+    std::fs::write(&xml_path, format!("{}500{}", &xml[..start], &xml[end..])).unwrap();
+    (root.clone(), root.join("labels.txt"))
+}
+
+#[test]
+fn data_problems_are_reported_skipped_or_fatal_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, labels) = broken_voc(dir.path());
+    let ids: Vec<String> = std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap().lines().map(String::from).collect();
+    // `data check` lists every problem, naming the files, and exits non-zero.
+    let (ok, stdout, stderr) = run(&["data", "check", "--voc", path_str(&root), "--labels", path_str(&labels)]);
+    assert!(!ok);
+    for id in &ids[..3] {
+        assert!(stdout.contains(id.as_str()), "problem with {id} not reported: {stdout}");
+    }
+    assert!(one_error_line(&stderr).contains("3 problem"), "{stderr}");
+    // Training skips them with warnings…
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = quick_train(&root, &labels, &runs, "lenient", &[]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.matches("warning:").count() >= 3, "{stderr}");
+    // …or stops at the first one with --set data.strict=true.
+    let (ok, stderr) = quick_train(&root, &labels, &runs, "strict", &["--set", "data.strict=true"]);
+    assert!(!ok);
+    assert!(error_line(&stderr).contains(&ids[0]), "{stderr}");
+    // An unknown class list entry: a clear error for a missing labels file.
+    let (ok, stderr) = quick_train(&root, &dir.path().join("nope.txt"), &runs, "nolabels", &[]);
+    assert!(!ok && error_line(&stderr).contains("nope.txt"), "{stderr}");
+}
+
+#[test]
+fn a_missing_webcam_or_video_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let dog = labels(dir.path(), &["dog"]);
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = quick_train(&dogs(), &dog, &runs, "w", &["--set", "train.max_iters_per_epoch=1"]);
+    assert!(ok, "{stderr}");
+    let weights = runs.join("w/last.safetensors");
+    let (ok, _, stderr) = run(&["detect", "predict", "--weights", path_str(&weights), "--webcam", "99", "--out", path_str(&dir.path().join("o"))]);
+    assert!(!ok);
+    assert!(error_line(&stderr).contains("webcam 99"), "{stderr}");
+    let bad = dir.path().join("broken.mp4");
+    std::fs::write(&bad, b"not a video at all").unwrap();
+    let (ok, _, stderr) = run(&["detect", "predict", "--weights", path_str(&weights), path_str(&bad)]);
+    assert!(!ok);
+    assert!(error_line(&stderr).contains("broken.mp4"), "{stderr}");
+}
+
+#[cfg(feature = "opencv")]
+#[test]
+fn a_video_is_annotated_frame_by_frame() {
+    use skipblock_data::video::VideoWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let dog = labels(dir.path(), &["dog"]);
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = quick_train(&dogs(), &dog, &runs, "v", &["--set", "train.max_iters_per_epoch=1"]);
+    assert!(ok, "{stderr}");
+    let clip = dir.path().join("clip.avi");
+    let frame = skipblock_data::read_image(&dogs().join("JPEGImages/000001.jpg")).unwrap();
+    let mut w = VideoWriter::create(&clip, 5.0, frame.width, frame.height).unwrap();
+    for _ in 0..4 {
+        w.write(&frame).unwrap();
+    }
+    drop(w);
+    let out = dir.path().join("pred");
+    let (ok, stdout, stderr) = run(&["detect", "predict", "--weights", path_str(&runs.join("v/last.safetensors")), path_str(&clip), "--json", "--conf", "0.01", "--out", path_str(&out)]);
+    assert!(ok, "{stderr}");
+    let frames: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(frames.len(), 4);
+    assert_eq!(frames[3]["frame"], 3);
+    assert!(out.join("clip.mp4").exists());
+}
