@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 fn synth(out: &Path, layout: &str, classes: usize, train: usize, test: usize, seed: u64) {
+    synth_sized(out, layout, classes, train, test, seed, 64)
+}
+
+fn synth_sized(out: &Path, layout: &str, classes: usize, train: usize, test: usize, seed: u64, size: u32) {
     let (ok, _, stderr) = run(&[
         "data", "synth-cls", "--out", path_str(out), "--layout", layout, "--classes", &classes.to_string(),
-        "--train", &train.to_string(), "--test", &test.to_string(), "--size", "64", "--seed", &seed.to_string(),
+        "--train", &train.to_string(), "--test", &test.to_string(), "--size", &size.to_string(), "--seed", &seed.to_string(),
     ]);
     assert!(ok, "{stderr}");
 }
@@ -26,11 +30,11 @@ fn last_top1(run_dir: &Path) -> f64 {
     metrics(run_dir).last().unwrap()["val_top1"].as_f64().unwrap()
 }
 
-/// `classify train` on the synthetic recipe at 64×64, with extra arguments.
+/// `classify train` on the synthetic recipe (96×96 inputs unless `extra` says otherwise).
 fn train(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> (bool, String) {
     let mut args = vec![
         "--seed", "3", "classify", "train", "--config", "configs/synthetic-food101.toml", "--data", path_str(data),
-        "--runs-dir", path_str(runs), "--name", name, "--set", "model.input_size=64",
+        "--runs-dir", path_str(runs), "--name", name,
     ];
     args.extend_from_slice(extra);
     let out = skipblock().current_dir(repo()).args(&args).output().unwrap();
@@ -42,12 +46,13 @@ fn train(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> (bool, String)
 fn learns_from_scratch_and_transfers_to_a_new_class_set() {
     let dir = tempfile::tempdir().unwrap();
     let food = dir.path().join("food");
-    synth(&food, "food101", 10, 40, 10, 1);
+    synth_sized(&food, "food101", 10, 60, 10, 1, 96);
     let runs = dir.path().join("runs");
-    let (ok, stderr) = train(&food, &runs, "scratch", &["--epochs", "12"]);
+    let started = std::time::Instant::now();
+    let (ok, stderr) = train(&food, &runs, "scratch", &[]);
     assert!(ok, "{stderr}");
     let top1 = last_top1(&runs.join("scratch"));
-    println!("from scratch, 10 synthetic classes, 12 epochs at 64x64: val top-1 {top1:.3} (chance 0.1)");
+    println!("from scratch, 10 synthetic classes, 20 epochs at 96x96: val top-1 {top1:.3} (chance 0.1) in {:.0} s", started.elapsed().as_secs_f64());
     assert!(top1 > 0.3, "top-1 {top1} is not clearly above chance");
     for f in ["best.safetensors", "last.safetensors", "last.state.safetensors", "metrics.csv", "loss.png", "metrics.png", "config.toml"] {
         assert!(runs.join("scratch").join(f).exists(), "{f}");
@@ -65,7 +70,7 @@ fn learns_from_scratch_and_transfers_to_a_new_class_set() {
     // beats one epoch from random weights.
     let folder = dir.path().join("folder");
     synth(&folder, "imagefolder", 6, 30, 10, 7);
-    let args = ["--epochs", "1", "--set", "data.val_fraction=0.25", "--set", "schedule.warmup_epochs=0.0", "--lr", "0.02"];
+    let args = ["--epochs", "1", "--set", "data.val_fraction=0.25", "--set", "schedule.warmup_epochs=0.0", "--lr", "0.02", "--set", "model.input_size=64"];
     let out = skipblock()
         .current_dir(repo())
         .args(["--seed", "3", "classify", "finetune", "--from", path_str(&runs.join("scratch/best.safetensors")), "--data", path_str(&folder), "--config", "configs/synthetic-food101.toml", "--runs-dir", path_str(&runs), "--name", "transfer", "--set", "model.input_size=64"])
@@ -90,7 +95,7 @@ fn bias_and_cross_entropy_runs_both_complete() {
     let runs = dir.path().join("runs");
     let mut results = Vec::new();
     for loss in ["bias", "ce", "focal", "label-smoothing"] {
-        let (ok, stderr) = train(&food, &runs, loss, &["--epochs", "2", "--loss", loss]);
+        let (ok, stderr) = train(&food, &runs, loss, &["--epochs", "2", "--loss", loss, "--set", "model.input_size=64"]);
         assert!(ok, "{loss}: {stderr}");
         let m = metrics(&runs.join(loss));
         assert_eq!(m.len(), 2);
@@ -175,10 +180,10 @@ fn dataset_errors_are_one_clear_line() {
     let victim = food.join("images").join(format!("{first}.jpg"));
     std::fs::write(&victim, b"garbage").unwrap();
     let runs = dir.path().join("runs");
-    let (ok, stderr) = train(&food, &runs, "lenient", &["--epochs", "1"]);
+    let (ok, stderr) = train(&food, &runs, "lenient", &["--epochs", "1", "--set", "model.input_size=64"]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("skipped") && stderr.contains(&format!("{first}.jpg")), "{stderr}");
-    let (ok, stderr) = train(&food, &runs, "strict", &["--epochs", "1", "--set", "data.strict=true"]);
+    let (ok, stderr) = train(&food, &runs, "strict", &["--epochs", "1", "--set", "data.strict=true", "--set", "model.input_size=64"]);
     assert!(!ok);
     assert!(error_line(&stderr).contains(&format!("{first}.jpg")), "{stderr}");
     // An empty folder.

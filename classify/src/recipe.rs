@@ -91,3 +91,11 @@ impl Default for ClassifyRecipe {
         }
     }
 }
+
+/// The evaluation preprocessing a checkpoint was trained with: (input size, resize ratio) from the
+/// recipe stored in its record, else the release's 224 and 256/224.
+pub fn eval_geometry(meta: &skipblock_core::checkpoint::CheckpointMeta) -> (u32, f64) {
+    let recipe = meta.config.as_deref().and_then(|text| toml::from_str::<ClassifyRecipe>(text).ok());
+    let input = if meta.input_size > 0 { meta.input_size as u32 } else { 224 };
+    (input, recipe.map_or(256.0 / 224.0, |r| r.data.resize_ratio))
+}

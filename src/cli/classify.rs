@@ -81,7 +81,8 @@ pub struct EvalArgs {
     pub val_fraction: f64,
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
-    /// Evaluation resize ratio (shorter side = input · ratio before the centre crop).
+    /// Evaluation resize ratio (shorter side = input · ratio before the centre crop); default: the
+    /// checkpoint's recipe, else 256/224.
     #[arg(long)]
     pub resize_ratio: Option<f64>,
     /// An unreadable image is an error instead of a skip.
@@ -104,12 +105,13 @@ pub struct PredictArgs {
     pub arch: Option<String>,
     #[arg(long, default_value_t = 5)]
     pub topk: usize,
-    /// Shorter side is resized to this before the centre crop.
-    #[arg(long, default_value_t = 256)]
-    pub resize: u32,
-    /// Centre crop (the network's input size).
-    #[arg(long, default_value_t = 224)]
-    pub crop: u32,
+    /// Shorter side is resized to this before the centre crop (default: from the checkpoint's recipe;
+    /// 256 for the authors' weights).
+    #[arg(long)]
+    pub resize: Option<u32>,
+    /// Centre crop (default: the checkpoint's input size; 224 for the authors' weights).
+    #[arg(long)]
+    pub crop: Option<u32>,
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
     /// One JSON record per image on stdout.
@@ -192,8 +194,8 @@ fn eval(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
     if set.class_names.len() != model.meta.num_classes {
         bail!("'{}' has {} classes, the checkpoint {}", a.data.display(), set.class_names.len(), model.meta.num_classes);
     }
-    let input = model.meta.input_size as u32;
-    let ratio = a.resize_ratio.unwrap_or(256.0 / 224.0);
+    let (input, recipe_ratio) = skipblock_classify::recipe::eval_geometry(&model.meta);
+    let ratio = a.resize_ratio.unwrap_or(recipe_ratio);
     let transform = ClsTransform::new(skipblock_data::classification::Augment::None, input, ratio, 0.0, false)?;
     let data = Arc::new(ClsDataset::new(set, transform));
     let loader = skipblock_core::loader::LoaderConfig { batch_size: a.batch.max(1), strict: a.strict, ..Default::default() };
@@ -219,10 +221,13 @@ fn predict(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
     let mut model = loader::load_classifier(&a.weights, a.arch.as_deref(), device)?;
     model.net.fuse_bn();
     let k = a.topk.min(model.meta.num_classes) as i64;
+    let (input, ratio) = skipblock_classify::recipe::eval_geometry(&model.meta);
+    let crop = a.crop.unwrap_or(input);
+    let resize = a.resize.unwrap_or((crop as f64 * ratio).round() as u32);
     for chunk in images.chunks(a.batch.max(1)) {
         let batch: Vec<Tensor> = chunk
             .iter()
-            .map(|p| read_image(p).map(|img| transforms::eval_preprocess(&img, a.resize, a.crop)))
+            .map(|p| read_image(p).map(|img| transforms::eval_preprocess(&img, resize, crop)))
             .collect::<Result<_>>()?;
         let xs = Tensor::stack(&batch, 0).to_device(device);
         let probs = tch::no_grad(|| model.net.forward_t(&xs, false).logits.softmax(-1, Kind::Float));
