@@ -7,28 +7,13 @@ use anyhow::{bail, Context, Result};
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::Loss;
 use skipblock_core::model::{by_name, BlockOptions, SkipblockNet};
-use skipblock_core::train::{fit, FitOptions, FitSummary};
+use skipblock_core::train::{fit, FitSummary, RunSettings};
 use skipblock_core::{checkpoint, config, tensors, ui};
 use skipblock_data::classification::{open, ClassificationSet, ClsDataset, ClsTransform, Split};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tch::{nn::VarStore, Device};
+use tch::nn::VarStore;
 
-/// Where and how a run happens (the command line's part; the recipe holds the rest).
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Dataset root; overrides `data.root` of the recipe.
-    pub data: Option<PathBuf>,
-    /// Parent of the run folders (`runs`).
-    pub runs_dir: PathBuf,
-    /// Run name; overrides the recipe's `name`.
-    pub name: Option<String>,
-    pub resume: bool,
-    pub exist_ok: bool,
-    pub stop_after: Option<usize>,
-    pub device: Device,
-    pub seed: u64,
-}
 
 /// Fine-tuning: the checkpoint to start from (ours, or a `.pth` with `arch`).
 #[derive(Debug, Clone)]
@@ -74,8 +59,9 @@ fn load_pretrained(vs: &VarStore, from: &Path) -> Result<usize> {
 }
 
 /// Trains (or, with `from`, fine-tunes) as the recipe says.
-pub fn train(recipe: &ClassifyRecipe, opts: &RunOptions, from: Option<&StartFrom>) -> Result<FitSummary> {
-    let root = opts.data.clone().or_else(|| recipe.data.root.clone()).context("no dataset: pass --data DIR (or set data.root in the recipe)")?;
+/// `data` (the command line's dataset root) overrides the recipe's `data.root`.
+pub fn train(recipe: &ClassifyRecipe, data: Option<&Path>, opts: &RunSettings, from: Option<&StartFrom>) -> Result<FitSummary> {
+    let root = data.map(Path::to_path_buf).or_else(|| recipe.data.root.clone()).context("no dataset: pass --data DIR (or set data.root in the recipe)")?;
     let (train_set, val_set) = open_splits(recipe, &root, opts.seed)?;
     let classes = train_set.class_names.clone();
     ui::info(format!("dataset '{}' ({:?}): {} classes, {} training / {} validation images", root.display(), train_set.layout, classes.len(), train_set.len(), val_set.len()));
@@ -104,8 +90,7 @@ pub fn train(recipe: &ClassifyRecipe, opts: &RunOptions, from: Option<&StartFrom
             ui::info(format!("loaded {n} tensors from '{}'; new {}-class head", f.checkpoint.display(), classes.len()));
         }
     }
-    let name = opts.name.clone().unwrap_or_else(|| recipe.name.clone());
-    let run_dir = opts.runs_dir.join(&name);
+    let run_dir = opts.run_dir(&recipe.name);
     let recipe_text = config::to_toml(recipe)?;
     let loader = loader_config(recipe, opts.seed, true);
     let mut task = ClassifyTask {
@@ -119,19 +104,7 @@ pub fn train(recipe: &ClassifyRecipe, opts: &RunOptions, from: Option<&StartFrom
         freeze_backbone_epochs: if from.is_some() { recipe.finetune.freeze_backbone_epochs } else { 0 },
         run_dir: run_dir.clone(),
     };
-    let options = FitOptions {
-        run_dir,
-        optim: recipe.optim.clone(),
-        schedule: recipe.schedule.clone(),
-        train: recipe.train.clone(),
-        loader: LoaderConfig { drop_last: task.train.set.len() > recipe.train.batch_size, ..loader },
-        best_metric: "val_top1".into(),
-        higher_is_better: true,
-        resume: opts.resume,
-        stop_after: opts.stop_after,
-        exist_ok: opts.exist_ok,
-        seed: opts.seed,
-        config_text: recipe_text,
-    };
+    let loader = LoaderConfig { drop_last: task.train.set.len() > recipe.train.batch_size, ..loader };
+    let options = opts.fit_options(run_dir, &recipe.optim, &recipe.schedule, &recipe.train, loader, "val_top1", recipe_text);
     fit(&mut task, &vs, &options)
 }

@@ -8,28 +8,21 @@ use anyhow::{bail, Context, Result};
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::{Loss, LossKind};
 use skipblock_core::model::BlockOptions;
-use skipblock_core::train::{fit, FitOptions, FitSummary};
+use skipblock_core::train::{fit, FitSummary, RunSettings};
 use skipblock_core::{config, ui};
 use skipblock_data::voc::{self, DetDataset, VocDataset};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tch::{nn::VarStore, Device};
+use tch::nn::VarStore;
 
-/// Where and how a run happens (the command line's part).
-#[derive(Debug, Clone)]
-pub struct DetRunOptions {
+/// The command line's overrides of a detection recipe's data and backbone.
+#[derive(Debug, Clone, Default)]
+pub struct DetSources {
     /// VOC roots; override `data.roots`.
     pub data: Vec<PathBuf>,
     pub labels: Option<PathBuf>,
     /// Classifier checkpoint for the backbone; overrides `backbone.weights`.
     pub backbone: Option<PathBuf>,
-    pub runs_dir: PathBuf,
-    pub name: Option<String>,
-    pub resume: bool,
-    pub exist_ok: bool,
-    pub stop_after: Option<usize>,
-    pub device: Device,
-    pub seed: u64,
 }
 
 /// The class names of a recipe: `--labels`, `data.labels`, or VOC's 20.
@@ -52,16 +45,16 @@ pub fn open_split(roots: &[PathBuf], split: &str, classes: &[String], strict: bo
     Ok(data)
 }
 
-pub fn train(recipe: &DetectRecipe, opts: &DetRunOptions) -> Result<FitSummary> {
+pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) -> Result<FitSummary> {
     if !matches!(recipe.loss.kind, LossKind::Ce | LossKind::Bias) {
         bail!("detection supports loss.kind = \"ce\" or \"bias\" for the multibox classification term");
     }
-    let roots = if opts.data.is_empty() { recipe.data.roots.clone() } else { opts.data.clone() };
+    let roots = if sources.data.is_empty() { recipe.data.roots.clone() } else { sources.data.clone() };
     if roots.is_empty() {
         bail!("no dataset: pass --data VOCdevkit/VOC2012 (repeatable) or set data.roots");
     }
     let val_roots = if recipe.data.val_roots.is_empty() { roots.clone() } else { recipe.data.val_roots.clone() };
-    let classes = classes_of(recipe, opts.labels.as_ref())?;
+    let classes = classes_of(recipe, sources.labels.as_ref())?;
     let d = &recipe.data;
     let train_voc = open_split(&roots, &d.train_split, &classes, d.strict)?;
     let val_voc = open_split(&val_roots, &d.val_split, &classes, d.strict)?;
@@ -75,14 +68,13 @@ pub fn train(recipe: &DetectRecipe, opts: &DetRunOptions) -> Result<FitSummary> 
     let vs = VarStore::new(opts.device);
     let opts_bn = BlockOptions { bn_momentum: recipe.model.bn_momentum, bn_eps: recipe.model.bn_eps };
     let ssd = Ssd::new(&vs.root(), &ssd_config, opts_bn)?;
-    let backbone = opts.backbone.clone().or_else(|| recipe.backbone.weights.clone());
+    let backbone = sources.backbone.clone().or_else(|| recipe.backbone.weights.clone());
     if let (Some(b), false) = (&backbone, opts.resume) {
         let report = load_backbone(&vs, b)?;
         ui::info(format!("backbone initialised from '{}' ({} tensors)", b.display(), report.loaded));
     }
     let size = ssd.config.input_size as u32;
-    let name = opts.name.clone().unwrap_or_else(|| recipe.name.clone());
-    let run_dir = opts.runs_dir.join(&name);
+    let run_dir = opts.run_dir(&recipe.name);
     let loader = LoaderConfig {
         batch_size: recipe.train.batch_size.max(1),
         shuffle: true,
@@ -118,19 +110,6 @@ pub fn train(recipe: &DetectRecipe, opts: &DetRunOptions) -> Result<FitSummary> 
         backbone_lr_mult: recipe.backbone.lr_mult,
         run_dir: run_dir.clone(),
     };
-    let options = FitOptions {
-        run_dir,
-        optim: recipe.optim.clone(),
-        schedule: recipe.schedule.clone(),
-        train: recipe.train.clone(),
-        loader,
-        best_metric: "val_map".into(),
-        higher_is_better: true,
-        resume: opts.resume,
-        stop_after: opts.stop_after,
-        exist_ok: opts.exist_ok,
-        seed: opts.seed,
-        config_text: config::to_toml(recipe).context("recipe")?,
-    };
+    let options = opts.fit_options(run_dir, &recipe.optim, &recipe.schedule, &recipe.train, loader, "val_map", config::to_toml(recipe).context("recipe")?);
     fit(&mut task, &vs, &options)
 }

@@ -148,7 +148,7 @@ fn report(summary: &skipblock_core::train::FitSummary) {
 
 fn train(global: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     let recipe: ClassifyRecipe = config::load_config(Some(&a.config), &a.run.overrides()?)?;
-    let summary = pipeline::train(&recipe, &a.run.options(global, a.data.clone())?, None)?;
+    let summary = pipeline::train(&recipe, a.data.as_deref(), &a.run.settings(global)?, None)?;
     report(&summary);
     Ok(())
 }
@@ -162,7 +162,7 @@ fn finetune(global: &GlobalArgs, a: &FinetuneArgs) -> Result<()> {
     }
     let recipe: ClassifyRecipe = config::load_config(path.as_deref(), &overrides)?;
     let from = StartFrom { checkpoint: a.from.clone(), arch: a.arch.clone() };
-    let summary = pipeline::train(&recipe, &a.run.options(global, a.data.clone())?, Some(&from))?;
+    let summary = pipeline::train(&recipe, a.data.as_deref(), &a.run.settings(global)?, Some(&from))?;
     report(&summary);
     Ok(())
 }

@@ -7,7 +7,7 @@ use skipblock_core::{config, loader::LoaderConfig, ui};
 use skipblock_detect::detector::Detector;
 use skipblock_detect::eval::{evaluate, read_result_files, save_pr_curves, write_result_files, EvalResult, Metric};
 use skipblock_detect::evaluate::{evaluate_split, ground_truths};
-use skipblock_detect::pipeline::{self, open_split, DetRunOptions};
+use skipblock_detect::pipeline::{self, open_split, DetSources};
 use skipblock_detect::postprocess::PostprocessConfig;
 use skipblock_detect::DetectRecipe;
 use skipblock_data::voc::DetDataset;
@@ -102,19 +102,8 @@ pub fn run(global: &GlobalArgs, command: &DetectCommand) -> Result<()> {
 
 fn train(global: &GlobalArgs, a: &TrainArgs) -> Result<()> {
     let recipe: DetectRecipe = config::load_config(Some(&a.config), &a.run.overrides()?)?;
-    let opts = DetRunOptions {
-        data: a.data.clone(),
-        labels: a.labels.clone(),
-        backbone: a.backbone.clone(),
-        runs_dir: a.run.runs_dir.clone(),
-        name: a.run.name.clone(),
-        resume: a.run.resume,
-        exist_ok: a.run.exist_ok,
-        stop_after: a.run.stop_after,
-        device: global.device()?,
-        seed: global.seed.unwrap_or(0),
-    };
-    let s = pipeline::train(&recipe, &opts)?;
+    let sources = DetSources { data: a.data.clone(), labels: a.labels.clone(), backbone: a.backbone.clone() };
+    let s = pipeline::train(&recipe, &sources, &a.run.settings(global)?)?;
     ui::info(format!(
         "done: {} epoch(s); last val_map {:.4}, best {}; run folder {}",
         s.epochs_run,

@@ -112,9 +112,8 @@ impl RunArgs {
         Ok(out)
     }
 
-    pub fn options(&self, global: &GlobalArgs, data: Option<PathBuf>) -> Result<skipblock_classify::pipeline::RunOptions> {
-        Ok(skipblock_classify::pipeline::RunOptions {
-            data,
+    pub fn settings(&self, global: &GlobalArgs) -> Result<skipblock_core::train::RunSettings> {
+        Ok(skipblock_core::train::RunSettings {
             runs_dir: self.runs_dir.clone(),
             name: self.name.clone(),
             resume: self.resume,

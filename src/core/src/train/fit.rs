@@ -81,6 +81,48 @@ pub struct FitOptions {
     pub config_text: String,
 }
 
+/// Where and how a run happens: the command line's part of every training command (the recipe holds
+/// the rest).
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// Parent of the run folders (`runs`).
+    pub runs_dir: PathBuf,
+    /// Run name; overrides the recipe's `name`.
+    pub name: Option<String>,
+    pub resume: bool,
+    pub exist_ok: bool,
+    pub stop_after: Option<usize>,
+    pub device: tch::Device,
+    pub seed: u64,
+}
+
+impl RunSettings {
+    /// `<runs_dir>/<name or the recipe's name>`.
+    pub fn run_dir(&self, recipe_name: &str) -> PathBuf {
+        self.runs_dir.join(self.name.as_deref().unwrap_or(recipe_name))
+    }
+
+    /// The options of [`fit`] for a recipe's sections, the metric deciding `best` (higher is better) and
+    /// the effective recipe text.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fit_options(&self, run_dir: PathBuf, optim: &OptimSection, schedule: &ScheduleSection, train: &TrainSection, loader: LoaderConfig, best_metric: &str, config_text: String) -> FitOptions {
+        FitOptions {
+            run_dir,
+            optim: optim.clone(),
+            schedule: schedule.clone(),
+            train: train.clone(),
+            loader,
+            best_metric: best_metric.to_string(),
+            higher_is_better: true,
+            resume: self.resume,
+            stop_after: self.stop_after,
+            exist_ok: self.exist_ok,
+            seed: self.seed,
+            config_text,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FitSummary {
     pub epochs_run: usize,
