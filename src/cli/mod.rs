@@ -129,24 +129,24 @@ impl RunArgs {
 pub enum Command {
     /// Versions and devices: libtorch, CPU threads, CUDA, cuDNN, OpenCV, cargo features.
     Info(info::InfoArgs),
+    /// Classification: train, finetune, eval, predict.
+    #[command(subcommand)]
+    Classify(classify::ClassifyCommand),
+    /// Detection: train, eval, predict (images, folders, video, webcam).
+    #[command(subcommand)]
+    Detect(detect::DetectCommand),
     /// Architectures: summary (params, MACs), import of the authors' weights, feature variance.
     #[command(subcommand)]
     Model(model::ModelCommand),
     /// Datasets: synthetic classification / VOC data, checking a VOC dataset.
     #[command(subcommand)]
     Data(data::DataCommand),
-    /// Speed against PyTorch eager (same architecture and weights, same run).
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
-    /// Detection: train, eval, predict (images, folders, video, webcam).
-    #[command(subcommand)]
-    Detect(detect::DetectCommand),
     /// Recipes: show the effective configuration.
     #[command(subcommand)]
     Config(config::ConfigCommand),
-    /// Classification: train, finetune, eval, predict.
+    /// Speed against PyTorch eager (same architecture and weights, same run).
     #[command(subcommand)]
-    Classify(classify::ClassifyCommand),
+    Bench(bench::BenchCommand),
 }
 
 pub fn run() -> Result<()> {
