@@ -2,7 +2,7 @@
 //! loaded, batch norms folded; images in, boxes in pixel coordinates out.
 
 use crate::config::SsdConfig;
-use crate::postprocess::{postprocess, PostprocessConfig};
+use crate::postprocess::{postprocess, Detection, PostprocessConfig};
 use crate::ssd::Ssd;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -69,30 +69,30 @@ impl Detector {
         let xs = Tensor::stack(inputs, 0).to_device(self.device);
         let out = tch::no_grad(|| self.ssd.forward_t(&xs, false));
         let dets = postprocess(&out.loc, &out.conf, &self.ssd.priors, &self.ssd.config.box_coder, post)?;
-        Ok(dets
-            .into_iter()
-            .zip(sizes)
-            .map(|(d, &(w, h))| {
-                d.into_iter()
-                    .map(|det| {
-                        let b = det.bbox.scale(w as f32, h as f32).clip(w as f32, h as f32);
-                        let class = det.label.saturating_sub(1);
-                        PixelDetection {
-                            bbox: b.to_array(),
-                            class,
-                            name: self.meta.class_names.get(class).cloned().unwrap_or_else(|| format!("class{class}")),
-                            score: det.score,
-                        }
-                    })
-                    .collect()
-            })
-            .collect())
+        Ok(dets.into_iter().zip(sizes).map(|(d, &(w, h))| to_pixels(d, w, h, &self.meta.class_names)).collect())
     }
 
     /// Detections of one image.
     pub fn detect(&self, img: &RgbImage, post: &PostprocessConfig) -> Result<Vec<PixelDetection>> {
         Ok(self.detect_batch(&[self.preprocess(img)], &[(img.width, img.height)], post)?.remove(0))
     }
+}
+
+/// Post-processed detections (normalised boxes, 1-based labels) in the pixels of a `width`×`height`
+/// image, with 0-based classes named from `class_names` (`classN` when a name is missing).
+pub fn to_pixels(dets: Vec<Detection>, width: u32, height: u32, class_names: &[String]) -> Vec<PixelDetection> {
+    let (w, h) = (width as f32, height as f32);
+    dets.into_iter()
+        .map(|det| {
+            let class = det.label.saturating_sub(1);
+            PixelDetection {
+                bbox: det.bbox.scale(w, h).clip(w, h).to_array(),
+                class,
+                name: class_names.get(class).cloned().unwrap_or_else(|| format!("class{class}")),
+                score: det.score,
+            }
+        })
+        .collect()
 }
 
 /// The image with each detection drawn: a box in its class colour and a "name 0.87" label.

@@ -1,6 +1,6 @@
 //! Running a detector over a VOC split and scoring it with the devkit's mAP.
 
-use crate::detector::PixelDetection;
+use crate::detector::{to_pixels, PixelDetection};
 use crate::eval::{evaluate, DetectionRecord, EvalResult, GroundTruth, Metric};
 use crate::postprocess::{postprocess, PostprocessConfig};
 use crate::ssd::Ssd;
@@ -49,15 +49,7 @@ pub fn detect_split(ssd: &Ssd, data: Arc<DetDataset>, device: Device, loader: &L
         let o = tch::no_grad(|| ssd.forward_t(&xs, false));
         let dets = postprocess(&o.loc, &o.conf, &ssd.priors, &ssd.config.box_coder, post)?;
         for (sample, d) in batch.iter().zip(dets) {
-            let (w, h) = (sample.width as f32, sample.height as f32);
-            let pixel = d
-                .into_iter()
-                .map(|det| {
-                    let b = det.bbox.scale(w, h).clip(w, h);
-                    PixelDetection { bbox: b.to_array(), class: det.label.saturating_sub(1), name: String::new(), score: det.score }
-                })
-                .collect();
-            out.push((sample.index, pixel));
+            out.push((sample.index, to_pixels(d, sample.width, sample.height, &data.voc().classes)));
         }
         bar.inc(1);
     }

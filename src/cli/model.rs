@@ -112,16 +112,6 @@ fn run_summary(a: &SummaryArgs) -> Result<()> {
     Ok(())
 }
 
-/// Reads a labels file: one class name per line, blank lines ignored.
-pub fn read_labels(path: &std::path::Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read labels file '{}'", path.display()))?;
-    let labels: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
-    if labels.is_empty() {
-        bail!("labels file '{}' is empty", path.display());
-    }
-    Ok(labels)
-}
-
 fn run_import(a: &ImportArgs) -> Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         bail!("--out '{}' must end in .safetensors", a.out.display());
@@ -129,7 +119,7 @@ fn run_import(a: &ImportArgs) -> Result<()> {
     let loaded = loader::load_classifier(&a.weights, Some(&a.arch), tch::Device::Cpu)?;
     let class_names = match &a.labels {
         Some(p) => {
-            let names = read_labels(p)?;
+            let names = skipblock_data::voc::read_labels(p)?;
             if names.len() != loaded.meta.num_classes {
                 bail!("labels file '{}' has {} names but the weights have {} classes", p.display(), names.len(), loaded.meta.num_classes);
             }
