@@ -100,13 +100,12 @@ fn every_shipped_config_parses_and_overrides_apply() {
 
 /// Writes a freshly initialised SkipblockNet-XS classifier checkpoint with 3 classes.
 pub fn write_random_checkpoint(path: &std::path::Path) {
-    use skipblock_core::{checkpoint, model};
-    let (vs, net) = model::loader::new_classifier("skipblocknet-xs", 3, tch::Device::Cpu, Default::default()).unwrap();
+    use skipblock_core::{checkpoint, model::Arch};
+    let (vs, _) = skipblock_classify::classifier::build(Arch::SkipblocknetXs, 3, tch::Device::Cpu, Default::default())
+        .unwrap();
     let meta = checkpoint::CheckpointMeta {
-        arch: net.config.name.clone(),
-        num_classes: 3,
         class_names: vec!["a".into(), "b".into(), "c".into()],
-        ..Default::default()
+        ..checkpoint::CheckpointMeta::new(Arch::SkipblocknetXs, 3, Default::default())
     };
     checkpoint::save(&vs, path, &meta).unwrap();
 }

@@ -4,7 +4,8 @@
 mod common;
 use common::*;
 use skipblock_core::loss::{Loss, LossConfig, LossKind, VarianceScaling};
-use skipblock_core::model::{loader, BlockOptions};
+use skipblock_classify::classifier::{build, Classifier};
+use skipblock_core::model::{Arch, BlockOptions};
 use skipblock_core::{checkpoint, tensors};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,9 +21,9 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 }
 
 /// A SkipblockNet-M with random weights and non-trivial BN statistics, saved as a checkpoint.
-fn random_m(dir: &Path, classes: i64) -> (loader::LoadedClassifier, std::path::PathBuf) {
+fn random_m(dir: &Path, classes: i64) -> (Classifier, std::path::PathBuf) {
     tch::manual_seed(7);
-    let (vs, net) = loader::new_classifier("skipblocknet-m", classes, Device::Cpu, BlockOptions::default()).unwrap();
+    let (vs, _) = build(Arch::SkipblocknetM, classes as usize, Device::Cpu, BlockOptions::default()).unwrap();
     tch::no_grad(|| {
         for (name, mut t) in vs.variables() {
             if name.ends_with("running_mean") {
@@ -42,9 +43,9 @@ fn random_m(dir: &Path, classes: i64) -> (loader::LoadedClassifier, std::path::P
         }
     });
     let path = dir.join("m.safetensors");
-    let meta = checkpoint::CheckpointMeta { arch: "skipblocknet-m".into(), num_classes: classes as usize, ..Default::default() };
+    let meta = checkpoint::CheckpointMeta::new(Arch::SkipblocknetM, classes as usize, BlockOptions::default());
     checkpoint::save(&vs, &path, &meta).unwrap();
-    (loader::LoadedClassifier { vs, net, meta }, path)
+    (Classifier::load(&path, None, Device::Cpu).unwrap(), path)
 }
 
 #[test]
@@ -54,7 +55,7 @@ fn official_keys_and_parameter_count_match_the_release() {
     let stdout = reference_check(&reference);
     assert!(stdout.contains("check-keys OK"), "{stdout}");
     // …and our variable names and shapes against the same file.
-    let (vs, _) = loader::new_classifier("skipblocknet-m", 1000, Device::Cpu, BlockOptions::default()).unwrap();
+    let (vs, _) = build(Arch::SkipblocknetM, 1000, Device::Cpu, BlockOptions::default()).unwrap();
     let ours: BTreeMap<String, Vec<i64>> = vs.variables().into_iter().map(|(k, v)| (k, v.size())).collect();
     let text = std::fs::read_to_string(&reference).unwrap();
     let mut theirs = BTreeMap::new();
@@ -100,7 +101,7 @@ fn a_pytorch_state_dict_loads_as_it_is_and_gives_the_same_logits() {
     let (model, weights) = random_m(dir.path(), 10);
     let pth = dir.path().join("official.pth");
     common::reference(&["save-pth", "--weights", path_str(&weights), "--out", path_str(&pth), "--classes", "10"]);
-    let loaded = loader::load_classifier(&pth, Some("skipblocknet-m"), Device::Cpu).unwrap();
+    let loaded = Classifier::load(&pth, Some(Arch::SkipblocknetM), Device::Cpu).unwrap();
     assert_eq!(loaded.meta.num_classes, 10);
     let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
     let (a, b) = tch::no_grad(|| (model.net.forward_t(&x, false).logits, loaded.net.forward_t(&x, false).logits));
@@ -127,7 +128,7 @@ fn mismatched_state_dicts_name_the_keys() {
     let dir = tempfile::tempdir().unwrap();
     let (_, weights) = random_m(dir.path(), 10);
     // An M checkpoint offered as an L: every mis-shaped key is named.
-    let (vs, _) = loader::new_classifier("skipblocknet-l", 10, Device::Cpu, BlockOptions::default()).unwrap();
+    let (vs, _) = build(Arch::SkipblocknetL, 10, Device::Cpu, BlockOptions::default()).unwrap();
     let err = format!("{:#}", checkpoint::load_weights(&vs, &weights).unwrap_err());
     assert!(err.contains("mis-shaped") && err.contains("base_block.conv.0.weight (file [16, 16, 1, 1], model [24, 24, 1, 1])"), "{err}");
     // A state dict missing a key and with an extra one.
@@ -231,14 +232,14 @@ fn wrapped_and_data_parallel_checkpoints_are_unwrapped() {
     );
     let out = std::process::Command::new(python()).args(["-c", &script]).env("PYTHONWARNINGS", "ignore").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let loaded = loader::load_classifier(&wrapped, Some("skipblocknet-m"), Device::Cpu).unwrap();
+    let loaded = Classifier::load(&wrapped, Some(Arch::SkipblocknetM), Device::Cpu).unwrap();
     let x = Tensor::randn([1, 3, 160, 160], (Kind::Float, Device::Cpu));
     let (a, b) = tch::no_grad(|| (model.net.forward_t(&x, false).logits, loaded.net.forward_t(&x, false).logits));
     assert!(max_abs_diff(&a, &b) < 1e-6);
     // Not a zip at all: a clear error naming the file.
     let junk = dir.path().join("junk.pth");
     std::fs::write(&junk, b"garbage").unwrap();
-    let err = format!("{:#}", loader::load_classifier(&junk, Some("skipblocknet-m"), Device::Cpu).err().unwrap());
+    let err = format!("{:#}", Classifier::load(&junk, Some(Arch::SkipblocknetM), Device::Cpu).err().unwrap());
     assert!(err.contains("junk.pth"), "{err}");
 }
 

@@ -3,11 +3,14 @@
 //! * [`recipe`]: the typed recipe (`configs/imagenet-*.toml`, `cifar100-*.toml`, `food101-finetune.toml`);
 //! * [`task`]: classification as a task of the shared training loop;
 //! * [`pipeline`]: `classify train` / `classify finetune` (transfer learning with a new head);
-//! * [`evaluate`]: top-1, top-5, loss and per-class accuracy on a split.
+//! * [`evaluator`]: top-1, top-5, loss and per-class accuracy of a network on a dataset split;
+//! * [`classifier`]: a trained classifier from its checkpoint, on images (top-k).
 
-pub mod evaluate;
+pub mod classifier;
+pub mod evaluator;
 pub mod pipeline;
 pub mod recipe;
 pub mod task;
 
+pub use classifier::{Classifier, TopK};
 pub use recipe::ClassifyRecipe;

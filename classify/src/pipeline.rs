@@ -1,25 +1,26 @@
 //! `classify train` and `classify finetune`: a recipe and a dataset in, a run folder out
 //! (`runs/<name>/`: checkpoints, metrics, curves; see [`skipblock_core::train::fit`]).
 
+use crate::classifier::classifier_meta;
 use crate::recipe::ClassifyRecipe;
 use crate::task::ClassifyTask;
 use anyhow::{bail, Context, Result};
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::Loss;
-use skipblock_core::model::{by_name, BlockOptions, SkipblockNet};
-use skipblock_core::train::{fit, FitSummary, RunSettings};
-use skipblock_core::{checkpoint, config, tensors, ui};
+use skipblock_core::model::{Arch, NetConfig, SkipblockNet};
+use skipblock_core::train::{fit, FitSummary, Monitor, RunSettings};
+use skipblock_core::{config, tensors, ui, Task};
 use skipblock_data::classification::{open, ClassificationSet, ClsDataset, ClsTransform, Split};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::nn::VarStore;
 
-
-/// Fine-tuning: the checkpoint to start from (ours, or a `.pth` with `arch`).
-#[derive(Debug, Clone)]
+/// Fine-tuning: the checkpoint to start from (ours, or a `.pth` with `arch`); `None` takes the
+/// recipe's `finetune.from`.
+#[derive(Debug, Clone, Default)]
 pub struct StartFrom {
-    pub checkpoint: PathBuf,
-    pub arch: Option<String>,
+    pub checkpoint: Option<PathBuf>,
+    pub arch: Option<Arch>,
 }
 
 /// Opens the training and validation splits of the recipe's dataset.
@@ -49,7 +50,8 @@ pub fn loader_config(recipe: &ClassifyRecipe, seed: u64, shuffle: bool) -> Loade
 /// Copies the weights of `from` into `vs`, except the last classifier layer (a new head for the new
 /// class set). Returns the number of tensors loaded.
 fn load_pretrained(vs: &VarStore, from: &Path) -> Result<usize> {
-    let named: Vec<_> = tensors::read_named_tensors(from)?.into_iter().filter(|(k, _)| !k.starts_with("classifier.3.")).collect();
+    let named: Vec<_> =
+        tensors::read_named_tensors(from)?.into_iter().filter(|(k, _)| !k.starts_with("classifier.3.")).collect();
     let report = tensors::assign(vs, named, false)?;
     let unexpected_head = report.missing.iter().all(|k| k.starts_with("classifier.3."));
     if !report.mismatched.is_empty() || !report.unexpected.is_empty() || !unexpected_head {
@@ -58,36 +60,60 @@ fn load_pretrained(vs: &VarStore, from: &Path) -> Result<usize> {
     Ok(report.loaded)
 }
 
+/// The training augmentation of a recipe.
+fn transform(recipe: &ClassifyRecipe) -> Result<ClsTransform> {
+    let (m, d) = (&recipe.model, &recipe.data);
+    Ok(ClsTransform::new(d.augment, m.input_size as u32, d.resize_ratio, d.rotation, d.pad_crop)?
+        .with_min_crop_scale(d.crop_scale_min)?
+        .with_flip(d.flip))
+}
+
 /// Trains (or, with `from`, fine-tunes) as the recipe says.
 /// `data` (the command line's dataset root) overrides the recipe's `data.root`.
 pub fn train(recipe: &ClassifyRecipe, data: Option<&Path>, opts: &RunSettings, from: Option<&StartFrom>) -> Result<FitSummary> {
-    let root = data.map(Path::to_path_buf).or_else(|| recipe.data.root.clone()).context("no dataset: pass --data DIR (or set data.root in the recipe)")?;
+    if recipe.task != Task::Classify {
+        bail!("the recipe is for task '{}', not classify", recipe.task);
+    }
+    let root = data
+        .map(Path::to_path_buf)
+        .or_else(|| recipe.data.root.clone())
+        .context("no dataset: pass --data DIR (or set data.root in the recipe)")?;
     let (train_set, val_set) = open_splits(recipe, &root, opts.seed)?;
     let classes = train_set.class_names.clone();
-    ui::info(format!("dataset '{}' ({:?}): {} classes, {} training / {} validation images", root.display(), train_set.layout, classes.len(), train_set.len(), val_set.len()));
+    ui::info(format!(
+        "dataset '{}' ({:?}): {} classes, {} training / {} validation images",
+        root.display(),
+        train_set.layout,
+        classes.len(),
+        train_set.len(),
+        val_set.len()
+    ));
     let m = &recipe.model;
-    let d = &recipe.data;
-    let transform = ClsTransform::new(d.augment, m.input_size as u32, d.resize_ratio, d.rotation, d.pad_crop)?.with_min_crop_scale(d.crop_scale_min)?;
-    let mut arch = m.arch.clone();
-    if let Some(f) = from {
-        let source_arch = match checkpoint::load_meta(&f.checkpoint) {
-            Ok(meta) => meta.arch,
-            Err(e) => f.arch.clone().ok_or(e)?,
-        };
-        if !source_arch.eq_ignore_ascii_case(&arch) {
-            ui::info(format!("fine-tuning {source_arch} (the architecture of '{}')", f.checkpoint.display()));
+    let transform = transform(recipe)?;
+    let start = match from {
+        Some(f) => {
+            let checkpoint = f.checkpoint.clone().or_else(|| recipe.finetune.from.clone()).context(
+                "fine-tuning needs a checkpoint to start from: pass --from FILE (or set finetune.from in the recipe)",
+            )?;
+            Some((classifier_meta(&checkpoint, f.arch)?.arch, checkpoint))
         }
-        arch = source_arch;
+        None => None,
+    };
+    let mut arch = m.arch.expect(Task::Classify, "model.arch")?;
+    if let Some((source, checkpoint)) = &start {
+        if *source != arch {
+            ui::info(format!("fine-tuning {source} (the architecture of '{}')", checkpoint.display()));
+        }
+        arch = *source;
     }
-    let mut net_config = by_name(&arch)?;
-    net_config.dropout = m.dropout;
     tch::manual_seed(opts.seed as i64);
     let vs = VarStore::new(opts.device);
-    let net = SkipblockNet::new(&vs.root(), &net_config, classes.len() as i64, BlockOptions { bn_momentum: m.bn_momentum, bn_eps: m.bn_eps });
-    if let Some(f) = from {
+    let config = NetConfig { dropout: m.dropout, ..arch.config() };
+    let net = SkipblockNet::new(&vs.root(), &config, classes.len() as i64, m.block_options());
+    if let Some((_, checkpoint)) = &start {
         if !opts.resume {
-            let n = load_pretrained(&vs, &f.checkpoint)?;
-            ui::info(format!("loaded {n} tensors from '{}'; new {}-class head", f.checkpoint.display(), classes.len()));
+            let n = load_pretrained(&vs, checkpoint)?;
+            ui::info(format!("loaded {n} tensors from '{}'; new {}-class head", checkpoint.display(), classes.len()));
         }
     }
     let run_dir = opts.run_dir(&recipe.name);
@@ -95,16 +121,17 @@ pub fn train(recipe: &ClassifyRecipe, data: Option<&Path>, opts: &RunSettings, f
     let loader = loader_config(recipe, opts.seed, true);
     let mut task = ClassifyTask {
         net,
+        block: m.block_options(),
         loss: Loss::new(recipe.loss.clone())?,
         train: Arc::new(ClsDataset::new(train_set, transform.clone())),
         val: Arc::new(ClsDataset::new(val_set, transform)),
         device: opts.device,
         eval_loader: loader_config(recipe, opts.seed, false),
         input_size: m.input_size,
-        freeze_backbone_epochs: if from.is_some() { recipe.finetune.freeze_backbone_epochs } else { 0 },
+        freeze_backbone_epochs: if start.is_some() { recipe.finetune.freeze_backbone_epochs } else { 0 },
         run_dir: run_dir.clone(),
     };
     let loader = LoaderConfig { drop_last: task.train.set.len() > recipe.train.batch_size, ..loader };
-    let options = opts.fit_options(run_dir, &recipe.optim, &recipe.schedule, &recipe.train, loader, "val_top1", recipe_text);
+    let options = opts.fit_options(run_dir, recipe.sections(), loader, Monitor::ValTop1, recipe_text);
     fit(&mut task, &vs, &options)
 }

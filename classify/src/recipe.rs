@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use skipblock_core::loss::LossConfig;
 use skipblock_core::recipe::{ModelSection, OptimSection, ScheduleSection, TrainSection};
+use skipblock_core::train::RecipeSections;
+use skipblock_core::Task;
 use std::path::PathBuf;
 
 pub use skipblock_data::classification::{Augment, Layout};
@@ -20,6 +22,9 @@ pub struct DataSection {
     pub rotation: f64,
     /// CIFAR: pad 4 pixels and crop back at random.
     pub pad_crop: bool,
+    /// Random horizontal flip (p = 0.5) in the training augmentation. Switch it off when direction
+    /// matters for the classes (arrows, text, left/right signs).
+    pub flip: bool,
     /// Evaluation: shorter side resized to `input_size · resize_ratio` before the centre crop (256/224).
     pub resize_ratio: f64,
     /// Image folder layout: fraction held out for evaluation.
@@ -41,6 +46,7 @@ impl Default for DataSection {
             crop_scale_min: 0.08,
             rotation: 15.0,
             pad_crop: false,
+            flip: true,
             resize_ratio: 256.0 / 224.0,
             val_fraction: 0.1,
             workers: 0,
@@ -54,7 +60,7 @@ impl Default for DataSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct FinetuneSection {
-    /// Checkpoint to start from; `--from` overrides it.
+    /// Checkpoint to start from (`classify finetune` without `--from`); `--from` overrides it.
     pub from: Option<PathBuf>,
     /// Train only the new head for this many epochs, then everything.
     pub freeze_backbone_epochs: usize,
@@ -64,7 +70,7 @@ pub struct FinetuneSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifyRecipe {
     /// `classify` (a recipe says which pipeline it is for).
-    pub task: String,
+    pub task: Task,
     /// Run name: outputs go to `runs/<name>/`.
     pub name: String,
     pub model: ModelSection,
@@ -79,7 +85,7 @@ pub struct ClassifyRecipe {
 impl Default for ClassifyRecipe {
     fn default() -> Self {
         ClassifyRecipe {
-            task: "classify".into(),
+            task: Task::Classify,
             name: "classify".into(),
             model: ModelSection::default(),
             loss: LossConfig::default(),
@@ -89,6 +95,13 @@ impl Default for ClassifyRecipe {
             train: TrainSection::default(),
             finetune: FinetuneSection::default(),
         }
+    }
+}
+
+impl ClassifyRecipe {
+    /// The sections the training loop reads.
+    pub fn sections(&self) -> RecipeSections<'_> {
+        RecipeSections { optim: &self.optim, schedule: &self.schedule, train: &self.train }
     }
 }
 

@@ -1,13 +1,13 @@
-//! Classification as a [`Task`] of the shared training loop: batches through SkipblockNet, the
+//! Classification as a [`TrainTask`] of the shared training loop: batches through SkipblockNet, the
 //! configured loss (the bias loss gets the last-conv features), validation top-1/top-5 after each epoch.
 
-use crate::evaluate::{collate, evaluate};
+use crate::evaluator::{collate, evaluate};
 use anyhow::Result;
 use skipblock_core::checkpoint::CheckpointMeta;
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::Loss;
-use skipblock_core::model::SkipblockNet;
-use skipblock_core::train::{Metrics, Task};
+use skipblock_core::model::{BlockOptions, SkipblockNet};
+use skipblock_core::train::{EpochRecord, TrainTask, Validation};
 use skipblock_data::classification::ClsDataset;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,19 +16,22 @@ use tch::{Device, Tensor};
 
 pub struct ClassifyTask {
     pub net: SkipblockNet,
+    /// The batch-norm settings the network was built with (stored in the checkpoints).
+    pub block: BlockOptions,
     pub loss: Loss,
     pub train: Arc<ClsDataset>,
     pub val: Arc<ClsDataset>,
     pub device: Device,
     pub eval_loader: LoaderConfig,
     pub input_size: usize,
-    /// Freeze everything but the classifier for this many epochs (fine-tuning).
+    /// Freeze everything but the classifier for this many epochs (fine-tuning): weights and batch-norm
+    /// statistics.
     pub freeze_backbone_epochs: usize,
     /// Where the run's curves are drawn.
     pub run_dir: PathBuf,
 }
 
-impl Task for ClassifyTask {
+impl TrainTask for ClassifyTask {
     type Data = ClsDataset;
 
     fn train_data(&self) -> Arc<ClsDataset> {
@@ -43,24 +46,29 @@ impl Task for ClassifyTask {
         Ok((loss.loss, n))
     }
 
-    fn evaluate(&mut self, _epoch: usize) -> Result<Metrics> {
+    fn evaluate(&mut self, _epoch: usize) -> Result<Validation> {
         let r = evaluate(&self.net, self.val.clone(), self.device, &self.eval_loader, false)?;
-        Ok(Metrics::from([("val_top1".into(), r.top1), ("val_top5".into(), r.top5), ("val_loss".into(), r.loss)]))
+        Ok(Validation { val_loss: Some(r.loss), val_top1: Some(r.top1), val_top5: Some(r.top5), val_map: None })
     }
 
     fn checkpoint_meta(&self) -> CheckpointMeta {
         CheckpointMeta {
-            arch: self.net.config.name.clone(),
-            task: "classify".into(),
-            num_classes: self.net.num_classes as usize,
             class_names: self.train.class_names().to_vec(),
             input_size: self.input_size,
-            ..Default::default()
+            ..CheckpointMeta::new(self.net.config.arch, self.net.num_classes as usize, self.block)
         }
     }
 
     fn frozen_prefixes(&self, epoch: usize) -> Vec<String> {
-        if epoch < self.freeze_backbone_epochs { SkipblockNet::backbone_prefixes() } else { Vec::new() }
+        if epoch < self.freeze_backbone_epochs {
+            SkipblockNet::backbone_prefixes()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn begin_epoch(&mut self, epoch: usize) {
+        self.net.frozen = epoch < self.freeze_backbone_epochs;
     }
 
     fn state(&self) -> BTreeMap<String, String> {
@@ -72,7 +80,7 @@ impl Task for ClassifyTask {
         Ok(())
     }
 
-    fn on_epoch_end(&mut self, history: &[Metrics]) -> Result<()> {
+    fn on_epoch_end(&mut self, history: &[EpochRecord]) -> Result<()> {
         skipblock_data::plot::save_training_curves(&self.run_dir, history)
     }
 }

@@ -159,25 +159,34 @@ mod tests {
 
 /// Training curves of a run from its per-epoch records: `loss.png` (every key containing "loss") and
 /// `metrics.png` (the other evaluation metrics), against the epoch, in `dir`.
-pub fn save_training_curves(dir: &Path, history: &[std::collections::BTreeMap<String, f64>]) -> Result<()> {
-    const SKIP: [&str; 5] = ["epoch", "lr", "images_per_sec", "epoch_seconds", "skipped"];
-    let mut keys: Vec<&String> = history.iter().flat_map(|m| m.keys()).filter(|k| !SKIP.contains(&k.as_str())).collect();
+pub fn save_training_curves(dir: &Path, history: &[skipblock_core::train::EpochRecord]) -> Result<()> {
+    let mut keys: Vec<&'static str> = history.iter().flat_map(|r| r.measured()).map(|(k, _)| k).collect();
     keys.sort();
     keys.dedup();
     for (file, losses) in [("loss.png", true), ("metrics.png", false)] {
         let series: Vec<Series> = keys
             .iter()
             .filter(|k| k.contains("loss") == losses)
-            .map(|k| Series {
+            .map(|&k| Series {
                 name: k.to_string(),
-                points: history.iter().filter_map(|m| Some((*m.get("epoch")?, *m.get(*k)?))).collect(),
+                points: history
+                    .iter()
+                    .filter_map(|r| r.measured().into_iter().find(|(m, _)| *m == k).map(|(_, v)| (r.epoch as f64, v)))
+                    .collect(),
             })
             .filter(|s| !s.points.is_empty())
             .collect();
         if series.is_empty() {
             continue;
         }
-        let chart = Chart { x_label: "epoch".into(), y_label: if losses { "loss".into() } else { "metric".into() }, x_range: None, y_range: None, series, note: None };
+        let chart = Chart {
+            x_label: "epoch".into(),
+            y_label: if losses { "loss".into() } else { "metric".into() },
+            x_range: None,
+            y_range: None,
+            series,
+            note: None,
+        };
         chart.save(&dir.join(file))?;
     }
     Ok(())

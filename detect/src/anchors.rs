@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-/// The `[ssd.priors]` section. Defaults: the common SSD300 settings (SPEC.md §3).
+/// The `[ssd.priors]` section. Defaults: the common SSD300 settings of the public mobile SSD implementations (paper §5, Table 6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PriorConfig {

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-/// Encoding variances (SPEC.md §3).
+/// Encoding variances of the common SSD300 settings (centre 0.1, size 0.2).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BoxCoder {

@@ -2,13 +2,13 @@
 //! loaded, batch norms folded; images in, boxes in pixel coordinates out.
 
 use crate::config::SsdConfig;
-use crate::postprocess::{postprocess, Detection, PostprocessConfig};
+use crate::postprocess::{Detection, PostprocessConfig};
 use crate::ssd::Ssd;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use skipblock_core::boxes::BBox;
 use skipblock_core::checkpoint::{self, CheckpointMeta};
-use skipblock_core::model::BlockOptions;
+use skipblock_core::Task;
 use skipblock_data::draw::{class_color, draw_label, draw_rect};
 use skipblock_data::image_io::resize;
 use skipblock_data::transforms::{normalize, IMAGENET_MEAN, IMAGENET_STD};
@@ -36,21 +36,20 @@ pub struct Detector {
 
 /// The detector's `[ssd]` section as stored in a checkpoint record.
 pub fn ssd_config_of(meta: &CheckpointMeta, path: &Path) -> Result<SsdConfig> {
-    if meta.task != "detect" {
-        bail!("'{}' is a {} checkpoint, not a detector", path.display(), meta.task);
-    }
+    meta.expect_task(Task::Detect, path)?;
     serde_json::from_value(meta.model.clone()).with_context(|| format!("'{}': its record has no usable [ssd] section", path.display()))
 }
 
 impl Detector {
-    /// Loads a detector checkpoint written by `detect train`.
+    /// Loads a detector checkpoint written by `detect train`, built with the block options it was
+    /// trained with, every batch norm folded.
     pub fn load(path: &Path, device: Device) -> Result<Detector> {
         let meta = checkpoint::load_meta(path)?;
         let config = ssd_config_of(&meta, path)?;
         let vs = VarStore::new(device);
-        let mut ssd = Ssd::new(&vs.root(), &config, BlockOptions::default())?;
+        let mut ssd = Ssd::new(&vs.root(), &config, meta.block)?;
         checkpoint::load_weights(&vs, path)?;
-        ssd.backbone.fuse_bn();
+        ssd.fuse_bn();
         Ok(Detector { vs, ssd, meta, device })
     }
 
@@ -67,8 +66,7 @@ impl Detector {
     /// Detections of a batch of preprocessed images, scaled to each image's (width, height).
     pub fn detect_batch(&self, inputs: &[Tensor], sizes: &[(u32, u32)], post: &PostprocessConfig) -> Result<Vec<Vec<PixelDetection>>> {
         let xs = Tensor::stack(inputs, 0).to_device(self.device);
-        let out = tch::no_grad(|| self.ssd.forward_t(&xs, false));
-        let dets = postprocess(&out.loc, &out.conf, &self.ssd.priors, &self.ssd.config.box_coder, post)?;
+        let dets = self.ssd.detect(&xs, post)?;
         Ok(dets.into_iter().zip(sizes).map(|(d, &(w, h))| to_pixels(d, w, h, &self.meta.class_names)).collect())
     }
 

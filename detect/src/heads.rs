@@ -34,6 +34,17 @@ impl Extra {
         }
     }
 
+    /// Folds its batch norms into the convolutions (inference only).
+    pub fn fuse(&mut self) {
+        match self {
+            Extra::Lite(block) => block.fuse(),
+            Extra::Full { reduce, down } => {
+                reduce.fuse();
+                down.fuse();
+            }
+        }
+    }
+
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         match self {
             Extra::Lite(block) => block.forward_t(xs, train),
@@ -60,6 +71,13 @@ impl Predictor {
         Predictor::Separable {
             depthwise: ConvBn::seq(&p, 0, cin, cin, 3, 1, cin, Act::Relu6, o),
             pointwise: Conv::new(&p / "3", cin, outputs, 1, 1, 1),
+        }
+    }
+
+    /// Folds the separable predictor's batch norm into its depthwise conv (a plain one has none).
+    pub fn fuse(&mut self) {
+        if let Predictor::Separable { depthwise, .. } = self {
+            depthwise.fuse();
         }
     }
 
@@ -91,6 +109,11 @@ impl Head {
             HeadKind::Pointwise => (Predictor::plain(loc_p, cin, nl, 1), Predictor::plain(conf_p, cin, nc, 1)),
         };
         Head { loc, conf, boxes_per_location, num_classes }
+    }
+
+    pub fn fuse(&mut self) {
+        self.loc.fuse();
+        self.conf.fuse();
     }
 
     /// `[B, H·W·A, 4]` offsets and `[B, H·W·A, C]` logits, locations row-major, A priors per location.

@@ -1,23 +1,23 @@
 //! skipblock-detect: the detection pipeline, split as torchvision's `ssd.py`/`ssdlite.py`.
 //!
-//! * [`config`]: the `[ssd]` section and the named detectors (`ssdlite-skipblocknet-s`, …);
-//! * [`ssd`]: the detector: SkipblockNet backbone, extra layers and heads ([`heads`]);
+//! * [`config`]: the `[ssd]` section (`arch = "ssdlite-skipblocknet-s"`, widths, priors, matching);
+//! * [`ssd`]: the detector: SkipblockNet backbone, extra layers and heads ([`heads`]); it owns
+//!   `compute_loss` (matching + multibox), `detect` (forward + post-processing) and `fuse_bn`;
 //! * [`anchors`]: the prior boxes (`[ssd.priors]`);
 //! * [`box_coder`]: box ↔ offset encoding with the SSD variances;
 //! * [`matcher`]: ground truths → per-prior training targets;
 //! * [`multibox`]: the multibox loss with hard-negative mining (and bias-loss weights);
 //! * [`postprocess`]: decoding, per-class NMS, top-k;
-//! * [`eval`]: VOC mAP evaluation (devkit semantics), result files and PR-curve plots;
+//! * [`voc_map`]: the VOC AP/mAP maths (devkit semantics), result files and PR-curve plots;
 //! * [`recipe`], [`task`], [`pipeline`]: `detect train` on the shared training loop;
-//! * [`evaluate`]: a detector over a VOC split, scored;
+//! * [`evaluator`]: the evaluation runner: a detector over a VOC split, scored with [`voc_map`];
 //! * [`detector`]: a trained detector from its checkpoint, on images; drawing the results.
 
 pub mod anchors;
 pub mod box_coder;
 pub mod config;
 pub mod detector;
-pub mod eval;
-pub mod evaluate;
+pub mod evaluator;
 pub mod heads;
 pub mod matcher;
 pub mod multibox;
@@ -26,7 +26,9 @@ pub mod postprocess;
 pub mod recipe;
 pub mod ssd;
 pub mod task;
+pub mod voc_map;
 
-pub use config::{config_by_name, SsdConfig, Variant, DETECTOR_ARCHS};
+pub use config::SsdConfig;
+pub use detector::Detector;
 pub use recipe::DetectRecipe;
-pub use ssd::{backbone_prefix, load_backbone, Ssd, SsdOutput};
+pub use ssd::{backbone_prefix, load_backbone, ImageTargets, Ssd, SsdOutput};

@@ -6,12 +6,10 @@
 //! the backbone's last-conv features (`skipblock_core::loss::Loss::sample_weights`).
 
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Reduction, Tensor};
 
-/// The loss's settings (a part of the `[ssd]` recipe section).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// The loss, with its hard-negative mining ratio (`ssd.neg_pos_ratio`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MultiboxLoss {
     /// Negatives kept per positive, per image.
     pub neg_pos_ratio: i64,

@@ -1,15 +1,13 @@
 //! `detect train`: a recipe and VOC data in, a run folder out.
 
-use crate::multibox::MultiboxLoss;
 use crate::recipe::DetectRecipe;
 use crate::ssd::{load_backbone, Ssd};
 use crate::task::DetectTask;
 use anyhow::{bail, Context, Result};
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::{Loss, LossKind};
-use skipblock_core::model::BlockOptions;
-use skipblock_core::train::{fit, FitSummary, RunSettings};
-use skipblock_core::{config, ui};
+use skipblock_core::train::{fit, FitSummary, Monitor, RunSettings};
+use skipblock_core::{config, ui, Task};
 use skipblock_data::voc::{self, DetDataset, VocDataset};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +44,9 @@ pub fn open_split(roots: &[PathBuf], split: &str, classes: &[String], strict: bo
 }
 
 pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) -> Result<FitSummary> {
+    if recipe.task != Task::Detect {
+        bail!("the recipe is for task '{}', not detect", recipe.task);
+    }
     if !matches!(recipe.loss.kind, LossKind::Ce | LossKind::Bias) {
         bail!("detection supports loss.kind = \"ce\" or \"bias\" for the multibox classification term");
     }
@@ -66,8 +67,7 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
     ssd_config.num_classes = classes.len() as i64 + 1;
     tch::manual_seed(opts.seed as i64);
     let vs = VarStore::new(opts.device);
-    let opts_bn = BlockOptions { bn_momentum: recipe.model.bn_momentum, bn_eps: recipe.model.bn_eps };
-    let ssd = Ssd::new(&vs.root(), &ssd_config, opts_bn)?;
+    let ssd = Ssd::new(&vs.root(), &ssd_config, recipe.model)?;
     let backbone = sources.backbone.clone().or_else(|| recipe.backbone.weights.clone());
     if let (Some(b), false) = (&backbone, opts.resume) {
         let report = load_backbone(&vs, b)?;
@@ -94,22 +94,21 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
     };
     let train_data = DetDataset::with_augment(train_voc, augment, true);
     let mut task = DetectTask {
-        matcher: ssd.matcher(),
         ssd,
-        multibox: MultiboxLoss::default(),
+        block: recipe.model,
         loss: Loss::new(recipe.loss.clone())?,
         train: Arc::new(train_data),
         val: Arc::new(DetDataset::new(val_voc, size, false)),
         device: opts.device,
         eval_loader,
         postprocess: recipe.postprocess,
-        metric: recipe.eval.metric.into(),
+        metric: recipe.eval.metric,
         iou_threshold: recipe.eval.iou_threshold,
         eval_max_images: recipe.eval.max_images,
         freeze_backbone_epochs: recipe.backbone.freeze_epochs,
         backbone_lr_mult: recipe.backbone.lr_mult,
         run_dir: run_dir.clone(),
     };
-    let options = opts.fit_options(run_dir, &recipe.optim, &recipe.schedule, &recipe.train, loader, "val_map", config::to_toml(recipe).context("recipe")?);
+    let options = opts.fit_options(run_dir, recipe.sections(), loader, Monitor::ValMap, config::to_toml(recipe).context("recipe")?);
     fit(&mut task, &vs, &options)
 }

@@ -2,27 +2,14 @@
 
 use crate::config::SsdConfig;
 use crate::postprocess::PostprocessConfig;
+use crate::voc_map::Metric;
 use serde::{Deserialize, Serialize};
 use skipblock_core::loss::LossConfig;
-use skipblock_core::recipe::{ModelSection, OptimSection, ScheduleSection, TrainSection};
+use skipblock_core::model::BlockOptions;
+use skipblock_core::recipe::{OptimSection, ScheduleSection, TrainSection};
+use skipblock_core::train::RecipeSections;
+use skipblock_core::Task;
 use std::path::PathBuf;
-
-/// VOC07 11-point AP or VOC2010+ area under the precision envelope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MetricName {
-    Voc07,
-    Voc12,
-}
-
-impl From<MetricName> for crate::eval::Metric {
-    fn from(m: MetricName) -> Self {
-        match m {
-            MetricName::Voc07 => crate::eval::Metric::Voc07,
-            MetricName::Voc12 => crate::eval::Metric::Voc12,
-        }
-    }
-}
 
 /// `[data]`: PASCAL VOC roots and splits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +33,8 @@ pub struct DetDataSection {
     pub expand: bool,
     /// IoU-constrained random crop.
     pub crop: bool,
+    /// Random horizontal flip (p = 0.5); switch it off when direction matters for the classes (arrows,
+    /// text, left/right signs).
     pub flip: bool,
     pub workers: usize,
     pub prefetch: usize,
@@ -75,7 +64,7 @@ impl Default for DetDataSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalSection {
-    pub metric: MetricName,
+    pub metric: Metric,
     pub iou_threshold: f32,
     /// Evaluate on at most this many validation images during training (0 = all).
     pub max_images: usize,
@@ -83,7 +72,7 @@ pub struct EvalSection {
 
 impl Default for EvalSection {
     fn default() -> Self {
-        EvalSection { metric: MetricName::Voc07, iou_threshold: 0.5, max_images: 0 }
+        EvalSection { metric: Metric::Voc07, iou_threshold: 0.5, max_images: 0 }
     }
 }
 
@@ -109,10 +98,11 @@ impl Default for BackboneSection {
 #[serde(deny_unknown_fields, default)]
 pub struct DetectRecipe {
     /// `detect`.
-    pub task: String,
+    pub task: Task,
     pub name: String,
-    /// BN settings of the whole detector (`arch` and `input_size` are taken from `[ssd]`).
-    pub model: ModelSection,
+    /// Batch-norm settings of the whole detector (`bn_momentum`, `bn_eps`); the architecture and the
+    /// input size are `[ssd]`'s.
+    pub model: BlockOptions,
     pub ssd: SsdConfig,
     /// `ce` or `bias` for the classification term of the multibox loss.
     pub loss: LossConfig,
@@ -129,9 +119,9 @@ pub struct DetectRecipe {
 impl Default for DetectRecipe {
     fn default() -> Self {
         DetectRecipe {
-            task: "detect".into(),
+            task: Task::Detect,
             name: "detect".into(),
-            model: ModelSection { bn_momentum: 0.1, ..ModelSection::default() },
+            model: BlockOptions::default(),
             ssd: SsdConfig::default(),
             loss: LossConfig::default(),
             data: DetDataSection::default(),
@@ -142,5 +132,12 @@ impl Default for DetectRecipe {
             eval: EvalSection::default(),
             postprocess: PostprocessConfig::default(),
         }
+    }
+}
+
+impl DetectRecipe {
+    /// The sections the training loop reads.
+    pub fn sections(&self) -> RecipeSections<'_> {
+        RecipeSections { optim: &self.optim, schedule: &self.schedule, train: &self.train }
     }
 }

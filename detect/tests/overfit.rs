@@ -4,12 +4,11 @@
 
 use skipblock_core::boxes::BBox;
 use skipblock_core::loss::{Loss, LossConfig};
-use skipblock_core::model::BlockOptions;
+use skipblock_core::model::{Arch, BlockOptions};
 use skipblock_data::draw::{fill_shape, Shape};
 use skipblock_data::image_io::{to_tensor, RgbImage};
-use skipblock_detect::multibox::MultiboxLoss;
-use skipblock_detect::postprocess::{postprocess, PostprocessConfig};
-use skipblock_detect::{config_by_name, Ssd};
+use skipblock_detect::postprocess::PostprocessConfig;
+use skipblock_detect::{ImageTargets, Ssd, SsdConfig};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -40,15 +39,13 @@ fn ssdlite_xs_overfits_two_images() {
     ];
     let vs = nn::VarStore::new(Device::Cpu);
     // At 224×224 (to stay fast) the feature maps are taken from the network: 14, 7, 4, 2, 1, 1.
-    let mut cfg = config_by_name("ssdlite-skipblocknet-xs", 3).unwrap();
+    let mut cfg = SsdConfig::for_arch(Arch::SsdliteSkipblocknetXs, 3).unwrap();
     cfg.input_size = SIZE as i64;
     cfg.priors.feature_maps.clear();
     let ssd = Ssd::new(&vs.root(), &cfg, BlockOptions::default()).unwrap();
     assert_eq!(ssd.feature_maps(), &[14, 7, 4, 2, 1, 1]);
     let xs = Tensor::stack(&scenes.iter().map(|s| s.0.shallow_clone()).collect::<Vec<_>>(), 0);
-    let gt: Vec<(Vec<BBox>, Vec<usize>)> = scenes.iter().map(|s| (s.1.clone(), s.2.clone())).collect();
-    let targets = ssd.matcher().batch_targets(&gt).unwrap();
-    let loss = MultiboxLoss::default();
+    let gt: Vec<ImageTargets> = scenes.iter().map(|s| (s.1.clone(), s.2.clone())).collect();
     // The classification term is weighted per image by the bias loss on the backbone's last features.
     let mut bias = Loss::new(LossConfig::default()).unwrap();
     let mut opt = nn::Sgd { momentum: 0.9, ..Default::default() }.build(&vs, 0.02).unwrap();
@@ -56,7 +53,7 @@ fn ssdlite_xs_overfits_two_images() {
     for _ in 0..60 {
         let out = ssd.forward_t(&xs, true);
         let weights = bias.sample_weights(&out.features).unwrap();
-        let l = loss.compute(&out.loc, &out.conf, &targets.loc, &targets.labels, Some(&weights)).unwrap();
+        let l = ssd.compute_loss(&out, &gt, Some(&weights)).unwrap();
         let total = l.total();
         if losses.is_empty() {
             println!("start: loc {:.3} conf {:.3} positives {}", l.loc_loss.double_value(&[]), l.conf_loss.double_value(&[]), l.num_pos);
@@ -69,8 +66,7 @@ fn ssdlite_xs_overfits_two_images() {
     assert!(losses.iter().all(|l| l.is_finite()), "{losses:?}");
     assert!(last < 0.5 * first, "the loss did not halve: {losses:?}");
 
-    let out = tch::no_grad(|| ssd.forward_t(&xs, false));
-    let dets = postprocess(&out.loc, &out.conf, &ssd.priors, &ssd.config.box_coder, &PostprocessConfig::default()).unwrap();
+    let dets = ssd.detect(&xs, &PostprocessConfig::default()).unwrap();
     for (i, (boxes, labels)) in gt.iter().enumerate() {
         let best = dets[i].first().unwrap_or_else(|| panic!("image {i}: no detections"));
         let hit = boxes.iter().zip(labels).any(|(b, &l)| l == best.label && b.iou(&best.bbox) > 0.5);

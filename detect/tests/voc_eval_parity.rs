@@ -1,4 +1,4 @@
-//! Parity of `skipblock_detect::eval` with the Python reference `tests/python/voc_eval_ref.py` (written
+//! Parity of `skipblock_detect::voc_map` with the Python reference `tests/python/voc_eval_ref.py` (written
 //! like py-faster-rcnn's `voc_eval.py`) on a generated VOC2007-layout dataset: XML annotations with
 //! difficult objects and an empty image, detections with jitter, duplicates, false positives and tied
 //! scores, written and read back through the result-file writer and reader. Every class AP and the mAP
@@ -8,7 +8,7 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use skipblock_detect::eval::{evaluate, read_result_files, write_result_files, DetectionRecord, EvalResult, GroundTruth, Metric};
+use skipblock_detect::voc_map::{mean_average_precision, read_result_files, write_result_files, DetectionRecord, EvalResult, GroundTruth, Metric};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -170,7 +170,7 @@ fn matches_python_reference_on_generated_voc() {
     assert_eq!(back.len(), dets.len());
 
     for (metric, iou) in [(Metric::Voc07, 0.5), (Metric::Voc12, 0.5), (Metric::Voc12, 0.7)] {
-        let rust = evaluate(&gts, &back, &classes, metric, iou).unwrap();
+        let rust = mean_average_precision(&gts, &back, &classes, metric, iou).unwrap();
         let python = python_reference(&root, &dir, &classes, metric == Metric::Voc07, iou);
         assert_parity(&rust, &python, &format!("{metric:?} at IoU {iou}"));
         assert!(!rust.per_class[6].in_map && rust.per_class[7].in_map && rust.per_class[7].num_det > 0);
@@ -206,7 +206,7 @@ fn large_scale_timing_and_parity() {
     let dets = read_result_files(&dir, &classes).unwrap();
     for metric in [Metric::Voc07, Metric::Voc12] {
         let t = Instant::now();
-        let rust = evaluate(&gts, &dets, &classes, metric, 0.5).unwrap();
+        let rust = mean_average_precision(&gts, &dets, &classes, metric, 0.5).unwrap();
         let rust_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let python = python_reference(&root, &dir, &classes, metric == Metric::Voc07, 0.5);

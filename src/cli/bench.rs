@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use skipblock_core::loss::{Loss, LossConfig};
-use skipblock_core::model::{loader, BlockOptions};
+use skipblock_classify::classifier::{build, Classifier};
+use skipblock_core::model::{Arch, BlockOptions};
 use skipblock_core::recipe::OptimSection;
 use skipblock_core::train::optim::Optimizer;
 use skipblock_core::{checkpoint, ui};
@@ -104,13 +105,13 @@ fn run_reference(args: &CommonArgs, what: &str, weights: &Path, threads: usize, 
 }
 
 /// SkipblockNet-M with random weights (and non-trivial BN statistics), saved for the reference.
-fn model_with_weights(dir: &Path) -> Result<(loader::LoadedClassifier, PathBuf)> {
-    let (vs, net) = loader::new_classifier("skipblocknet-m", 1000, Device::Cpu, BlockOptions::default())?;
+fn model_with_weights(dir: &Path) -> Result<(Classifier, PathBuf)> {
+    let (vs, net) = build(Arch::SkipblocknetM, 1000, Device::Cpu, BlockOptions::default())?;
     let _ = net.forward_t(&Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu)), true);
-    let meta = checkpoint::CheckpointMeta { arch: "skipblocknet-m".into(), num_classes: 1000, ..Default::default() };
+    let meta = checkpoint::CheckpointMeta::new(Arch::SkipblocknetM, 1000, BlockOptions::default());
     let path = dir.join("m.safetensors");
     checkpoint::save(&vs, &path, &meta)?;
-    Ok((loader::LoadedClassifier { vs, net, meta }, path))
+    Ok((Classifier::load(&path, None, Device::Cpu)?, path))
 }
 
 fn all_threads() -> usize {
@@ -198,10 +199,14 @@ fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     skipblock_data::synth_voc::generate(dir.path(), skipblock_data::synth_voc::SynthVocOptions { train: 1, test: 64, seed: 1, size: 300 })?;
     // A detector checkpoint with random weights (the speed does not depend on them).
-    let config = skipblock_detect::config_by_name("ssdlite-skipblocknet-s", 21)?;
+    let config = skipblock_detect::SsdConfig::for_arch(Arch::SsdliteSkipblocknetS, 21)?;
     let vs = tch::nn::VarStore::new(Device::Cpu);
     let ssd = skipblock_detect::Ssd::new(&vs.root(), &config, BlockOptions::default())?;
-    let meta = checkpoint::CheckpointMeta { arch: config.arch_name(), task: "detect".into(), num_classes: 21, input_size: 300, model: serde_json::to_value(&ssd.config)?, ..Default::default() };
+    let meta = checkpoint::CheckpointMeta {
+        input_size: 300,
+        model: serde_json::to_value(&ssd.config)?,
+        ..checkpoint::CheckpointMeta::new(config.arch, 21, BlockOptions::default())
+    };
     let weights = dir.path().join("det.safetensors");
     checkpoint::save(&vs, &weights, &meta)?;
     tch::set_num_threads(all_threads() as i32);
@@ -218,7 +223,7 @@ fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
 
 fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
     use rand::{Rng, SeedableRng};
-    use skipblock_detect::eval::{evaluate, read_result_files, write_result_files, DetectionRecord, GroundTruth, Metric};
+    use skipblock_detect::voc_map::{mean_average_precision, read_result_files, write_result_files, DetectionRecord, GroundTruth, Metric};
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("VOC2007");
     std::fs::create_dir_all(root.join("Annotations"))?;
@@ -270,7 +275,7 @@ fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
         }
     }
     let records = read_result_files(&results, &classes)?;
-    let ours_result = evaluate(&parsed, &records, &classes, Metric::Voc07, 0.5)?;
+    let ours_result = mean_average_precision(&parsed, &records, &classes, Metric::Voc07, 0.5)?;
     let ours = t.elapsed().as_secs_f64() * 1e3;
     let reference = if args.no_reference {
         None

@@ -1,10 +1,11 @@
 //! `skipblock config show RECIPE [--set k=v]...`: the effective recipe after defaults and overrides.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use skipblock_classify::ClassifyRecipe;
-use skipblock_core::config;
-use std::path::PathBuf;
+use skipblock_detect::DetectRecipe;
+use skipblock_core::{config, Task};
+use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
@@ -21,20 +22,26 @@ pub struct ShowArgs {
     pub overrides: Vec<String>,
 }
 
-/// The pipeline a recipe is for: its top-level `task` key.
-pub fn task_of(path: &std::path::Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file '{}'", path.display()))?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file '{}': {}", path.display(), e.message()))?;
-    Ok(table.get("task").and_then(|t| t.as_str()).unwrap_or("classify").to_string())
+/// The pipeline a recipe is for: its top-level `task` key (classify when absent).
+pub fn task_of(path: &Path) -> Result<Task> {
+    #[derive(serde::Deserialize)]
+    struct TaskKey {
+        #[serde(default)]
+        task: Task,
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read config file '{}'", path.display()))?;
+    let key: TaskKey = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("config file '{}': {} (task is classify or detect)", path.display(), e.message()))?;
+    Ok(key.task)
 }
 
 pub fn run(command: &ConfigCommand) -> Result<()> {
     match command {
         ConfigCommand::Show(a) => {
-            let text = match task_of(&a.config)?.as_str() {
-                "classify" => config::to_toml(&config::load_config::<ClassifyRecipe>(Some(&a.config), &a.overrides)?)?,
-                "detect" => config::to_toml(&config::load_config::<skipblock_detect::DetectRecipe>(Some(&a.config), &a.overrides)?)?,
-                other => bail!("config file '{}': unknown task '{other}' (expected classify or detect)", a.config.display()),
+            let text = match task_of(&a.config)? {
+                Task::Classify => config::to_toml(&config::load_config::<ClassifyRecipe>(Some(&a.config), &a.overrides)?)?,
+                Task::Detect => config::to_toml(&config::load_config::<DetectRecipe>(Some(&a.config), &a.overrides)?)?,
             };
             print!("{text}");
             Ok(())

@@ -8,12 +8,12 @@ mod data;
 mod detect;
 mod info;
 mod model;
-mod predict;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use skipblock_core::loss::LossKind;
 use skipblock_core::{device, ui};
+use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,12 +88,12 @@ pub struct RunArgs {
     pub lr: Option<f64>,
     /// Shortcut for --set loss.kind=K (ce, bias, focal, label-smoothing).
     #[arg(long)]
-    pub loss: Option<String>,
+    pub loss: Option<LossKind>,
 }
 
 impl RunArgs {
     /// The typed flags as `--set` overrides, then the explicit ones (which win).
-    pub fn overrides(&self) -> Result<Vec<String>> {
+    pub fn overrides(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(e) = self.epochs {
             out.push(format!("train.epochs={e}"));
@@ -104,12 +104,11 @@ impl RunArgs {
         if let Some(lr) = self.lr {
             out.push(format!("optim.lr={lr:e}"));
         }
-        if let Some(l) = &self.loss {
-            let kind: skipblock_core::loss::LossKind = l.parse()?;
-            out.push(format!("loss.kind=\"{}\"", serde_json::to_value(kind)?.as_str().unwrap_or(l)));
+        if let Some(kind) = self.loss {
+            out.push(format!("loss.kind={}", serde_json::to_string(&kind).expect("a unit enum serialises")));
         }
         out.extend(self.set.iter().cloned());
-        Ok(out)
+        out
     }
 
     pub fn settings(&self, global: &GlobalArgs) -> Result<skipblock_core::train::RunSettings> {

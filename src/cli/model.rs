@@ -4,10 +4,11 @@ use super::GlobalArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use skipblock_classify::classifier::{build, Classifier};
 use skipblock_core::checkpoint::{self, CheckpointMeta};
-use skipblock_core::model::{loader, summary, trace, BlockOptions};
-use skipblock_core::ui;
-use skipblock_data::{folder, read_image, transforms};
+use skipblock_core::model::{summary, trace, Arch, BlockOptions};
+use skipblock_core::{ui, Task};
+use skipblock_data::{folder, read_image};
 use std::path::PathBuf;
 use tch::{Kind, Tensor};
 
@@ -24,10 +25,9 @@ pub enum ModelCommand {
 
 #[derive(Args, Debug)]
 pub struct SummaryArgs {
-    /// Architecture: skipblocknet-xs|s|m|l, mobilenetv3-large, or a detector: ssdlite-skipblocknet-xs|s|m|l,
-    /// ssd-skipblocknet-xs|s|m|l.
-    #[arg(long)]
-    pub arch: String,
+    /// A classifier or a detector.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub arch: Arch,
     /// Square input size (default 224 for classifiers, 300 for detectors).
     #[arg(long)]
     pub input: Option<i64>,
@@ -43,9 +43,9 @@ pub struct SummaryArgs {
 pub struct ImportArgs {
     /// The `.pth`/`.pt` state dict (`torch.save(model.state_dict())`).
     pub weights: PathBuf,
-    /// Architecture the weights belong to.
-    #[arg(long)]
-    pub arch: String,
+    /// Architecture the weights belong to (a classifier).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub arch: Arch,
     /// Output `.safetensors` checkpoint (a `.json` record is written beside it).
     #[arg(long)]
     pub out: PathBuf,
@@ -63,8 +63,8 @@ pub struct VarianceArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// Architecture, needed for a `.pth` without a record.
-    #[arg(long)]
-    pub arch: Option<String>,
+    #[arg(long, value_enum, ignore_case = true)]
+    pub arch: Option<Arch>,
     /// At most this many images (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
@@ -83,26 +83,31 @@ pub fn run(global: &GlobalArgs, command: &ModelCommand) -> Result<()> {
 }
 
 fn run_summary(a: &SummaryArgs) -> Result<()> {
-    let detector = a.arch.to_ascii_lowercase().starts_with("ssd");
-    let input = a.input.unwrap_or(if detector { 300 } else { 224 });
+    let input = a.input.unwrap_or(match a.arch.task() {
+        Task::Detect => 300,
+        Task::Classify => 224,
+    });
     if input < 32 {
         bail!("--input {input} is too small (at least 32)");
     }
-    let s = if detector {
-        let mut config = skipblock_detect::config_by_name(&a.arch, a.classes.unwrap_or(21))?;
-        config.input_size = input;
-        if input != 300 {
-            config.priors.feature_maps.clear();
+    let s = match a.arch.task() {
+        Task::Detect => {
+            let mut config = skipblock_detect::SsdConfig::for_arch(a.arch, a.classes.unwrap_or(21))?;
+            config.input_size = input;
+            if input != 300 {
+                config.priors.feature_maps.clear();
+            }
+            let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+            let ssd = skipblock_detect::Ssd::new(&vs.root(), &config, BlockOptions::default())?;
+            ssd.summary(&vs)
         }
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let ssd = skipblock_detect::Ssd::new(&vs.root(), &config, BlockOptions::default())?;
-        ssd.summary(&vs)
-    } else {
-        let classes = a.classes.unwrap_or(1000);
-        let (vs, net) = loader::new_classifier(&a.arch, classes, tch::Device::Cpu, BlockOptions::default())?;
-        summary::summarize(&net.config.name, &vs, input, classes, |xs| {
-            let _ = net.forward_t(xs, false);
-        })
+        Task::Classify => {
+            let classes = a.classes.unwrap_or(1000);
+            let (vs, net) = build(a.arch, classes as usize, tch::Device::Cpu, BlockOptions::default())?;
+            summary::summarize(a.arch, &vs, input, classes, |xs| {
+                let _ = net.forward_t(xs, false);
+            })
+        }
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&s)?);
@@ -116,7 +121,7 @@ fn run_import(a: &ImportArgs) -> Result<()> {
     if a.out.extension().and_then(|e| e.to_str()) != Some("safetensors") {
         bail!("--out '{}' must end in .safetensors", a.out.display());
     }
-    let loaded = loader::load_classifier(&a.weights, Some(&a.arch), tch::Device::Cpu)?;
+    let loaded = Classifier::load(&a.weights, Some(a.arch), tch::Device::Cpu)?;
     let class_names = match &a.labels {
         Some(p) => {
             let names = skipblock_data::voc::read_labels(p)?;
@@ -175,19 +180,17 @@ fn table5_layers(records: &[trace::LayerRecord]) -> Result<Vec<LayerVariance>> {
 
 fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
     let device = global.device()?;
-    let loaded = loader::load_classifier(&a.weights, a.arch.as_deref(), device)?;
+    let loaded = Classifier::load(&a.weights, a.arch, device)?;
     let mut images = folder::list_images(&a.data)?;
     if a.limit > 0 {
         images.truncate(a.limit);
     }
-    let size = loaded.meta.input_size.max(32) as u32;
-    let resize = (size as f64 * 256.0 / 224.0).round() as u32;
     let mut layers: Vec<LayerVariance> = Vec::new();
     let bar = ui::progress_bar(images.len() as u64, "variance");
     for chunk in images.chunks(a.batch.max(1)) {
         let batch: Vec<Tensor> = chunk
             .iter()
-            .map(|p| read_image(p).map(|img| transforms::eval_preprocess(&img, resize, size)))
+            .map(|p| read_image(p).map(|img| loaded.preprocess(&img)))
             .collect::<Result<_>>()?;
         let xs = Tensor::stack(&batch, 0).to_device(device);
         let (_, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));

@@ -4,8 +4,11 @@
 //! so a crash mid-save leaves the previous checkpoint intact. The embedded copy is authoritative; the
 //! sidecar is read only for a weights file that has no embedded record (e.g. one converted elsewhere).
 
+use crate::model::{Arch, BlockOptions};
+use crate::task::Task;
 use crate::tensors::{self, AssignReport};
-use anyhow::{anyhow, Context, Result};
+use crate::train::EpochRecord;
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,10 +20,12 @@ const META_KEY: &str = "skipblock";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct CheckpointMeta {
-    /// Architecture name as `skipblock model summary --arch` takes it, e.g. `skipblocknet-m`.
-    pub arch: String,
-    /// `classify` or `detect`.
-    pub task: String,
+    /// The architecture, as `skipblock model summary --arch` names it (`skipblocknet-m`, …).
+    pub arch: Arch,
+    /// The pipeline (always the architecture's: checked when the record is read).
+    pub task: Task,
+    /// Batch-norm settings the blocks were built with (`bn_eps` matters at inference).
+    pub block: BlockOptions,
     pub num_classes: usize,
     /// Class names in output order (may be empty when unknown, e.g. imported weights).
     pub class_names: Vec<String>,
@@ -30,8 +35,8 @@ pub struct CheckpointMeta {
     pub epoch: usize,
     /// The effective recipe (TOML text) the weights were trained with, if any.
     pub config: Option<String>,
-    /// Last evaluation metrics, free-form.
-    pub metrics: serde_json::Value,
+    /// The record of the epoch the weights are from (training checkpoints).
+    pub metrics: Option<EpochRecord>,
     /// Architecture details beyond `arch` (a detector's `[ssd]` section), free-form.
     pub model: serde_json::Value,
     /// skipblock version that wrote the file.
@@ -41,14 +46,15 @@ pub struct CheckpointMeta {
 impl Default for CheckpointMeta {
     fn default() -> Self {
         CheckpointMeta {
-            arch: String::new(),
-            task: "classify".into(),
+            arch: Arch::SkipblocknetM,
+            task: Task::Classify,
+            block: BlockOptions::default(),
             num_classes: 0,
             class_names: Vec::new(),
             input_size: 224,
             epoch: 0,
             config: None,
-            metrics: serde_json::Value::Null,
+            metrics: None,
             model: serde_json::Value::Null,
             skipblock_version: env!("CARGO_PKG_VERSION").into(),
         }
@@ -71,8 +77,31 @@ pub fn save(vs: &VarStore, path: &Path, meta: &CheckpointMeta) -> Result<()> {
     tensors::write_atomic(&sidecar_path(path), meta_json.as_bytes())
 }
 
+impl CheckpointMeta {
+    /// A fresh record for a model of `arch` (the task follows from it).
+    pub fn new(arch: Arch, num_classes: usize, block: BlockOptions) -> Self {
+        CheckpointMeta { arch, task: arch.task(), block, num_classes, ..Default::default() }
+    }
+
+    /// Checks that the checkpoint at `path` holds a model for `task`.
+    pub fn expect_task(&self, task: Task, path: &Path) -> Result<()> {
+        if self.task != task {
+            bail!("'{}' holds a {} model ({}), not a {task} one", path.display(), self.task, self.arch);
+        }
+        Ok(())
+    }
+}
+
 /// Reads the record of a checkpoint: embedded in a `.safetensors` file, or from its sidecar.
 pub fn load_meta(path: &Path) -> Result<CheckpointMeta> {
+    let meta = read_meta(path)?;
+    if meta.task != meta.arch.task() {
+        bail!("checkpoint '{}': its record says task {} for a {} architecture ({})", path.display(), meta.task, meta.arch.task(), meta.arch);
+    }
+    Ok(meta)
+}
+
+fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     if !path.exists() {
         return Err(anyhow!("checkpoint '{}' does not exist", path.display()));
     }
@@ -127,7 +156,8 @@ mod tests {
         // Give BN non-trivial running statistics.
         let _ = m.forward_t(&Tensor::randn([8, 3], (Kind::Float, Device::Cpu)), true);
         let meta = CheckpointMeta {
-            arch: "toy".into(),
+            arch: Arch::SkipblocknetXs,
+            block: BlockOptions { bn_momentum: 0.01, bn_eps: 1e-3 },
             num_classes: 5,
             class_names: vec!["a".into(), "b".into()],
             epoch: 3,
@@ -145,6 +175,23 @@ mod tests {
         let x = Tensor::randn([4, 3], (Kind::Float, Device::Cpu));
         let (y1, y2) = (m.forward_t(&x, false), m2.forward_t(&x, false));
         assert!(y1.allclose(&y2, 1e-6, 1e-6, false), "running stats and weights restored");
+    }
+
+    #[test]
+    fn a_record_whose_task_contradicts_its_architecture_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let vs = VarStore::new(Device::Cpu);
+        let _ = model(&vs);
+        let meta = CheckpointMeta { arch: Arch::SsdliteSkipblocknetS, task: Task::Classify, ..Default::default() };
+        save(&vs, &path, &meta).unwrap();
+        let err = load_meta(&path).unwrap_err().to_string();
+        assert!(err.contains("m.safetensors") && err.contains("ssdlite-skipblocknet-s"), "{err}");
+        let meta = CheckpointMeta::new(Arch::SsdliteSkipblocknetS, 3, BlockOptions::default());
+        save(&vs, &path, &meta).unwrap();
+        let back = load_meta(&path).unwrap();
+        assert_eq!(back.task, Task::Detect);
+        assert!(back.expect_task(Task::Classify, &path).unwrap_err().to_string().contains("detect"));
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! * [`pytorch`]: reading `torch.save` state dicts (`.pth`) without Python;
 //! * [`checkpoint`]: atomic `.safetensors` weights plus a record that is enough to rebuild the model;
 //! * [`loss`]: bias loss, cross-entropy, focal loss, label smoothing behind one interface;
-//! * [`model`]: SkipblockNet XS/S/M/L and MobileNetV3-Large, layer tracing, summaries;
+//! * [`model`]: the named architectures ([`model::Arch`]), SkipblockNet XS/S/M/L and MobileNetV3-Large,
+//!   layer tracing, summaries;
+//! * [`task`]: the two pipelines ([`task::Task`]): classification and detection;
 //! * [`recipe`]: the recipe sections both pipelines share;
 //! * [`loader`]: the parallel, reproducible batch loader both pipelines use;
 //! * [`train`]: optimisers, schedules, EMA, metrics files and the training loop with `--resume`;
@@ -22,8 +24,11 @@ pub mod loss;
 pub mod model;
 pub mod pytorch;
 pub mod recipe;
+pub mod task;
 pub mod tensors;
 pub mod train;
 pub mod ui;
 
+pub use model::Arch;
+pub use task::Task;
 pub use tch;

@@ -2,13 +2,15 @@
 //! `[schedule]` and `[train]`. Each pipeline's recipe (classification, detection) lists these next to its
 //! own `[data]` (and detection its `[ssd]`). Every field has a default; unknown keys are errors.
 
+use crate::model::{Arch, BlockOptions};
+use crate::train::metrics::Monitor;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// skipblocknet-xs|s|m|l or mobilenetv3-large.
-    pub arch: String,
+    /// A classifier: skipblocknet-xs|s|m|l or mobilenetv3-large.
+    pub arch: Arch,
     /// Square training input size.
     pub input_size: usize,
     /// BatchNorm momentum in PyTorch's convention (0.01 = TF's 0.99).
@@ -20,7 +22,14 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { arch: "skipblocknet-m".into(), input_size: 224, bn_momentum: 0.01, bn_eps: 1e-5, dropout: 0.2 }
+        ModelSection { arch: Arch::SkipblocknetM, input_size: 224, bn_momentum: 0.01, bn_eps: 1e-5, dropout: 0.2 }
+    }
+}
+
+impl ModelSection {
+    /// The batch-norm settings every block is built with.
+    pub fn block_options(&self) -> BlockOptions {
+        BlockOptions { bn_momentum: self.bn_momentum, bn_eps: self.bn_eps }
     }
 }
 
@@ -120,10 +129,13 @@ pub struct TrainSection {
     pub eval_every: usize,
     /// Stop an epoch after this many iterations (0 = the whole epoch): for smoke tests.
     pub max_iters_per_epoch: usize,
+    /// The metric that decides `best.safetensors` (val-top1, val-top5, val-map, val-loss, train-loss);
+    /// default: the pipeline's (val-top1 for classification, val-map for detection).
+    pub best_metric: Option<Monitor>,
 }
 
 impl Default for TrainSection {
     fn default() -> Self {
-        TrainSection { epochs: 10, batch_size: 64, ema_decay: 0.0, eval_every: 1, max_iters_per_epoch: 0 }
+        TrainSection { epochs: 10, batch_size: 64, ema_decay: 0.0, eval_every: 1, max_iters_per_epoch: 0, best_metric: None }
     }
 }

@@ -1,12 +1,12 @@
 //! Network configurations: the block table of each architecture (as tch's `mobilenet.rs` and
 //! `efficientnet.rs` do), plus the family of named models.
 //!
-//! Only SkipblockNet-M is published (SPEC.md §2). XS, S and L are ours, designed to land on the paper's
+//! Only SkipblockNet-M is published (paper §4, Table 1). XS, S and L are ours, designed to land on the paper's
 //! Table 1 budgets at 224×224 with the same block table: a width multiplier on every stage, the last conv
 //! and head widths, and skip blocks whose expansion follows the base block's (scaled) width.
 
+use super::arch::Arch;
 use super::layers::{make_divisible, Act};
-use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 /// One inverted residual: kernel, expansion ratio, output channels (before width scaling), SE,
@@ -36,7 +36,7 @@ pub struct SkipCfg {
 /// A whole network.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetConfig {
-    pub name: String,
+    pub arch: Arch,
     pub width: f64,
     /// Stem conv 3×3 stride 2 output channels (before width scaling).
     pub stem: i64,
@@ -72,7 +72,7 @@ impl NetConfig {
 }
 
 /// MobileNetV3-Large's stage table with SkipblockNet's change: the last block of stage 0 expands ×6
-/// with hard-swish (SPEC.md §2).
+/// with hard-swish (paper §4).
 fn skipblocknet_stages() -> Vec<Vec<BlockCfg>> {
     vec![
         vec![b(3, 4.0, 24, false, false, 2), b(3, 3.0, 24, false, false, 1), b(5, 3.0, 40, true, false, 2), b(5, 3.0, 40, true, false, 1), b(5, 6.0, 40, true, true, 1)],
@@ -82,9 +82,9 @@ fn skipblocknet_stages() -> Vec<Vec<BlockCfg>> {
     ]
 }
 
-fn skipblocknet(name: &str, width: f64, head: i64, last_conv_ratio: f64) -> NetConfig {
+pub(super) fn skipblocknet(arch: Arch, width: f64, head: i64, last_conv_ratio: f64) -> NetConfig {
     NetConfig {
-        name: name.to_string(),
+        arch,
         width,
         stem: 16,
         base: b(3, 1.0, 16, false, true, 1),
@@ -99,9 +99,9 @@ fn skipblocknet(name: &str, width: f64, head: i64, last_conv_ratio: f64) -> NetC
 }
 
 /// MobileNetV3-Large 1.0 (Howard et al. 2019), the Table 3 baseline, from the same blocks.
-pub fn mobilenetv3_large() -> NetConfig {
+pub(super) fn mobilenetv3_large() -> NetConfig {
     NetConfig {
-        name: "mobilenetv3-large".into(),
+        arch: Arch::Mobilenetv3Large,
         width: 1.0,
         stem: 16,
         base: b(3, 1.0, 16, false, false, 1),
@@ -118,22 +118,4 @@ pub fn mobilenetv3_large() -> NetConfig {
         head: 1280,
         dropout: 0.2,
     }
-}
-
-/// The architectures by name, as `--arch` takes them.
-pub const ARCHS: [&str; 5] = ["skipblocknet-xs", "skipblocknet-s", "skipblocknet-m", "skipblocknet-l", "mobilenetv3-large"];
-
-/// The configuration of a named architecture.
-pub fn by_name(name: &str) -> Result<NetConfig> {
-    Ok(match name.to_ascii_lowercase().as_str() {
-        // Width multiplier, classifier width, last-conv ratio. At 224×224 (params / MACs, Table 1's):
-        // XS 2.33 M / 76.2 M (2.3 M / 81 M), S 3.69 M / 144.4 M (3.6 M / 152 M),
-        // M 5.53 M / 236.6 M (the release; paper 5.5 M / 246 M), L 7.12 M / 365.4 M (7.1 M / 364 M).
-        "skipblocknet-xs" => skipblocknet("skipblocknet-xs", 0.5, 1024, 6.0),
-        "skipblocknet-s" => skipblocknet("skipblocknet-s", 0.7, 1280, 6.0),
-        "skipblocknet-m" => skipblocknet("skipblocknet-m", 1.0, 1280, 6.0),
-        "skipblocknet-l" => skipblocknet("skipblocknet-l", 1.2, 1280, 6.0),
-        "mobilenetv3-large" | "mobilenetv3" => mobilenetv3_large(),
-        other => bail!("unknown architecture '{other}' (known: {})", ARCHS.join(", ")),
-    })
 }

@@ -38,8 +38,9 @@ impl Act {
     }
 }
 
-/// Options every block is built with.
-#[derive(Debug, Clone, Copy)]
+/// Options every block is built with; stored in checkpoints so a model is rebuilt as it was trained.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BlockOptions {
     /// PyTorch convention (fraction of the new statistic): 0.01 is TF's 0.99.
     pub bn_momentum: f64,

@@ -42,6 +42,10 @@ pub struct SkipblockNet {
     skip2: Option<SkipBlock>,
     last_conv: ConvBn,
     classifier: Option<Classifier>,
+    /// A frozen backbone: every layer but the classifier runs in eval mode even in training passes, so
+    /// its batch norms use and keep their running statistics (fine-tuning a new head, a detector's first
+    /// epochs). The optimiser leaves its weights alone too (`TrainTask::frozen_prefixes`).
+    pub frozen: bool,
 }
 
 impl SkipblockNet {
@@ -88,7 +92,7 @@ impl SkipblockNet {
                 dropout: config.dropout,
             }
         });
-        SkipblockNet { config: config.clone(), num_classes, first_layer, base_block, stages, skip1, skip2, last_conv, classifier }
+        SkipblockNet { config: config.clone(), num_classes, first_layer, base_block, stages, skip1, skip2, last_conv, classifier, frozen: false }
     }
 
     /// Folds every batch norm into its convolution for fast inference (eval-mode passes only).
@@ -123,6 +127,7 @@ impl SkipblockNet {
 
     /// Runs the backbone; returns the last conv's output and, when asked, the stride-16 expansion tap.
     fn backbone(&self, xs: &Tensor, train: bool, want_tap: bool) -> (Tensor, Option<Tensor>) {
+        let train = train && !self.frozen;
         let tap_at = if want_tap { self.tap_block() } else { None };
         let x = self.first_layer.forward_t(xs, train);
         let base = self.base_block.forward_t(&x, train);
@@ -176,14 +181,14 @@ impl SkipblockNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::by_name;
+    use crate::model::Arch;
     use tch::{Device, Kind};
 
     #[test]
     fn folded_batch_norm_gives_the_same_outputs() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut net = SkipblockNet::new(&vs.root(), &by_name("skipblocknet-xs").unwrap(), 5, BlockOptions::default());
+        let mut net = SkipblockNet::new(&vs.root(), &Arch::SkipblocknetXs.config(), 5, BlockOptions::default());
         // Train-mode passes give the BNs non-trivial running statistics.
         for _ in 0..3 {
             let _ = net.forward_t(&(Tensor::randn([4, 3, 96, 96], (Kind::Float, Device::Cpu)) * 2.0 + 0.5), true);
@@ -198,5 +203,27 @@ mod tests {
         // Train mode still uses the real BN (batch statistics): different from eval.
         let train = net.forward_t(&x, true);
         assert!(f64::try_from((&train.features - &after.features).abs().max()).unwrap() > 1e-3);
+    }
+
+    #[test]
+    fn a_frozen_backbone_keeps_its_batch_norm_statistics() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mut net = SkipblockNet::new(&vs.root(), &Arch::SkipblocknetXs.config(), 4, BlockOptions::default());
+        let stats = |vs: &nn::VarStore| {
+            let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(k, _)| k.contains("running_")).collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.into_iter().map(|(_, t)| t.copy()).collect::<Vec<_>>()
+        };
+        let before = stats(&vs);
+        let x = Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu)) * 3.0 + 1.0;
+        net.frozen = true;
+        let frozen = net.forward_t(&x, true);
+        assert!(before.iter().zip(stats(&vs)).all(|(a, b)| a.equal(&b)), "frozen: running statistics untouched");
+        let eval = tch::no_grad(|| net.forward_t(&x, false));
+        let d = f64::try_from((&frozen.features - &eval.features).abs().max()).unwrap();
+        assert!(d < 1e-5, "the frozen backbone computes what eval mode computes ({d})");
+        net.frozen = false;
+        let _ = net.forward_t(&x, true);
+        assert!(before.iter().zip(stats(&vs)).any(|(a, b)| !a.equal(&b)), "training updates them again");
     }
 }

@@ -2,13 +2,14 @@
 //! the real network at batch 1 (convolutions and linear layers, as the paper counts), and the total of
 //! trainable parameters from the variable store.
 
+use super::arch::Arch;
 use super::trace::{self, LayerRecord};
 use serde::Serialize;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    pub arch: String,
+    pub arch: Arch,
     pub input_size: i64,
     pub num_classes: i64,
     /// Trainable parameters (BN running statistics excluded).
@@ -19,12 +20,12 @@ pub struct Summary {
 }
 
 /// Traces `forward` on a zero image of `input`×`input` and totals what it saw.
-pub fn summarize(arch: &str, vs: &VarStore, input: i64, num_classes: i64, forward: impl FnOnce(&Tensor)) -> Summary {
+pub fn summarize(arch: Arch, vs: &VarStore, input: i64, num_classes: i64, forward: impl FnOnce(&Tensor)) -> Summary {
     let xs = Tensor::zeros([1, 3, input, input], (Kind::Float, Device::Cpu));
     let ((), layers, _) = trace::traced(false, || tch::no_grad(|| forward(&xs)));
     let params = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     let macs = layers.iter().map(|l| l.macs).sum();
-    Summary { arch: arch.to_string(), input_size: input, num_classes, params, macs, layers }
+    Summary { arch, input_size: input, num_classes, params, macs, layers }
 }
 
 impl Summary {

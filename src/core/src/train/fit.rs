@@ -15,14 +15,14 @@
 //! remaining epochs as an uninterrupted run (on the same device and thread count).
 
 use super::ema::Ema;
-use super::metrics::{Metrics, MetricsLog};
+use super::metrics::{EpochRecord, MetricsLog, Monitor, Validation};
 use super::optim::Optimizer;
 use super::schedule::Schedule;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::recipe::{OptimSection, ScheduleSection, TrainSection};
+use crate::loader::{load_epoch, mix, Dataset, LoaderConfig};
 use crate::{tensors, ui};
 use anyhow::{bail, Context, Result};
-use crate::loader::{load_epoch, mix, Dataset, LoaderConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,23 +30,27 @@ use std::time::Instant;
 use tch::{nn::VarStore, Tensor};
 
 /// What a pipeline provides to [`fit`].
-pub trait Task {
+pub trait TrainTask {
     type Data: Dataset;
     fn train_data(&self) -> Arc<Self::Data>;
     /// The loss of one training batch (model in train mode) and the number of samples in it.
     fn train_batch(&mut self, batch: Vec<<Self::Data as Dataset>::Item>) -> Result<(Tensor, usize)>;
     /// Validation metrics (model in eval mode; the EMA weights are in place when EMA is on).
-    fn evaluate(&mut self, epoch: usize) -> Result<Metrics>;
+    fn evaluate(&mut self, epoch: usize) -> Result<Validation>;
     /// The record saved with the checkpoints (architecture, classes, …); `fit` sets epoch and metrics.
     fn checkpoint_meta(&self) -> CheckpointMeta;
     /// (variable-name prefix, learning-rate multiplier) groups, e.g. a slower backbone.
     fn lr_groups(&self) -> Vec<(String, f64)> {
         Vec::new()
     }
-    /// Variable-name prefixes kept frozen during `epoch` (0-based).
+    /// Variable-name prefixes kept frozen during `epoch` (0-based). The task also runs those layers in
+    /// eval mode (batch norms keep their statistics), see [`TrainTask::begin_epoch`].
     fn frozen_prefixes(&self, _epoch: usize) -> Vec<String> {
         Vec::new()
     }
+    /// Called before each epoch's first batch (0-based), e.g. to switch a frozen backbone's batch norms
+    /// to eval mode.
+    fn begin_epoch(&mut self, _epoch: usize) {}
     /// Task state to carry across `--resume` (e.g. the bias loss's running minimum).
     fn state(&self) -> BTreeMap<String, String> {
         BTreeMap::new()
@@ -55,7 +59,7 @@ pub trait Task {
         Ok(())
     }
     /// Called after each epoch's records are written, with all of them (e.g. to draw curves).
-    fn on_epoch_end(&mut self, _history: &[Metrics]) -> Result<()> {
+    fn on_epoch_end(&mut self, _history: &[EpochRecord]) -> Result<()> {
         Ok(())
     }
 }
@@ -67,9 +71,8 @@ pub struct FitOptions {
     pub schedule: ScheduleSection,
     pub train: TrainSection,
     pub loader: LoaderConfig,
-    /// Metric that decides `best.safetensors`, and whether higher is better.
-    pub best_metric: String,
-    pub higher_is_better: bool,
+    /// Metric that decides `best.safetensors` (it knows whether higher is better).
+    pub best_metric: Monitor,
     pub resume: bool,
     /// Stop after this many epochs in this invocation; the schedule still spans `train.epochs` and a
     /// later `--resume` continues (for time-limited jobs on shared machines).
@@ -102,18 +105,17 @@ impl RunSettings {
         self.runs_dir.join(self.name.as_deref().unwrap_or(recipe_name))
     }
 
-    /// The options of [`fit`] for a recipe's sections, the metric deciding `best` (higher is better) and
-    /// the effective recipe text.
-    #[allow(clippy::too_many_arguments)]
-    pub fn fit_options(&self, run_dir: PathBuf, optim: &OptimSection, schedule: &ScheduleSection, train: &TrainSection, loader: LoaderConfig, best_metric: &str, config_text: String) -> FitOptions {
+    /// The options of [`fit`] for a recipe's sections: `train.best_metric`, else the pipeline's
+    /// `default_best`, decides `best.safetensors`; `config_text` is the effective recipe.
+    pub fn fit_options(&self, run_dir: PathBuf, sections: RecipeSections<'_>, loader: LoaderConfig, default_best: Monitor, config_text: String) -> FitOptions {
+        let RecipeSections { optim, schedule, train } = sections;
         FitOptions {
             run_dir,
             optim: optim.clone(),
             schedule: schedule.clone(),
             train: train.clone(),
             loader,
-            best_metric: best_metric.to_string(),
-            higher_is_better: true,
+            best_metric: train.best_metric.unwrap_or(default_best),
             resume: self.resume,
             stop_after: self.stop_after,
             exist_ok: self.exist_ok,
@@ -123,23 +125,24 @@ impl RunSettings {
     }
 }
 
+/// The sections of a recipe the loop reads.
+#[derive(Debug, Clone, Copy)]
+pub struct RecipeSections<'a> {
+    pub optim: &'a OptimSection,
+    pub schedule: &'a ScheduleSection,
+    pub train: &'a TrainSection,
+}
+
 #[derive(Debug, Clone)]
 pub struct FitSummary {
     pub epochs_run: usize,
-    pub last: Metrics,
+    pub last: EpochRecord,
     pub best_value: Option<f64>,
     pub run_dir: PathBuf,
 }
 
 pub fn state_path(run_dir: &Path) -> PathBuf {
     run_dir.join("last.state.safetensors")
-}
-
-fn is_better(value: f64, best: Option<f64>, higher: bool) -> bool {
-    match best {
-        None => true,
-        Some(b) => if higher { value > b } else { value < b },
-    }
 }
 
 struct Resumed {
@@ -163,7 +166,7 @@ fn save_state(vs: &VarStore, opt: &Optimizer, ema: Option<&Ema>, epoch: usize, b
     tensors::write_safetensors(path, &named, &meta)
 }
 
-fn load_state<T: Task>(task: &mut T, vs: &VarStore, opt: &mut Optimizer, ema: Option<&mut Ema>, path: &Path) -> Result<Resumed> {
+fn load_state<T: TrainTask>(task: &mut T, vs: &VarStore, opt: &mut Optimizer, ema: Option<&mut Ema>, path: &Path) -> Result<Resumed> {
     if !path.exists() {
         bail!("nothing to resume: '{}' does not exist", path.display());
     }
@@ -204,7 +207,7 @@ fn save_weights(vs: &VarStore, ema: Option<&mut Ema>, meta: &CheckpointMeta, pat
 }
 
 /// Trains `task` (whose variables live in `vs`) as `options` say.
-pub fn fit<T: Task>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result<FitSummary> {
+pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result<FitSummary> {
     let dir = &options.run_dir;
     let state_file = state_path(dir);
     if !options.resume && state_file.exists() && !options.exist_ok {
@@ -229,14 +232,14 @@ pub fn fit<T: Task>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result
         ui::info(format!("resuming '{}' after epoch {}/{}", dir.display(), r.epoch, epochs));
         (start, best) = (r.epoch, r.best);
     } else {
-        let _ = std::fs::remove_file(dir.join("metrics.jsonl"));
-        let _ = std::fs::remove_file(dir.join("metrics.csv"));
+        log.clear();
     }
-    let mut last = Metrics::new();
+    let mut last = EpochRecord::default();
     let end = options.stop_after.map_or(epochs, |n| (start + n).min(epochs));
     for epoch in start..end {
         tch::manual_seed(mix(&[options.seed, epoch as u64, 7]) as i64 & i64::MAX);
         opt.set_frozen(task.frozen_prefixes(epoch));
+        task.begin_epoch(epoch);
         let batches = load_epoch(data.clone(), epoch, &options.loader)?;
         let mut iters = batches.num_batches();
         if options.train.max_iters_per_epoch > 0 {
@@ -272,14 +275,15 @@ pub fn fit<T: Task>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result
         }
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
-        let mut metrics = Metrics::from([
-            ("epoch".to_string(), (epoch + 1) as f64),
-            ("train_loss".to_string(), loss_sum / samples.max(1) as f64),
-            ("lr".to_string(), opt.lr()),
-            ("images_per_sec".to_string(), samples as f64 / seconds.max(1e-9)),
-            ("epoch_seconds".to_string(), seconds),
-            ("skipped".to_string(), batches.skipped() as f64),
-        ]);
+        let mut record = EpochRecord {
+            epoch: epoch + 1,
+            train_loss: loss_sum / samples.max(1) as f64,
+            val: Validation::default(),
+            lr: opt.lr(),
+            images_per_sec: samples as f64 / seconds.max(1e-9),
+            epoch_seconds: seconds,
+            skipped: batches.skipped(),
+        };
         drop(batches);
         let evaluate = (epoch + 1) % options.train.eval_every.max(1) == 0 || epoch + 1 == epochs;
         if evaluate {
@@ -290,40 +294,36 @@ pub fn fit<T: Task>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result
             if let Some(e) = ema.as_mut() {
                 e.swap();
             }
-            metrics.extend(eval?);
+            record.val = eval?;
         }
         let mut meta = task.checkpoint_meta();
         meta.epoch = epoch + 1;
         meta.config = Some(options.config_text.clone());
-        meta.metrics = serde_json::to_value(&metrics)?;
+        meta.metrics = Some(record);
         save_weights(vs, ema.as_mut(), &meta, &dir.join("last.safetensors"))?;
-        if let Some(&value) = metrics.get(&options.best_metric) {
-            if is_better(value, best, options.higher_is_better) {
+        if let Some(value) = options.best_metric.of(&record) {
+            if options.best_metric.improves(value, best) {
                 best = Some(value);
                 save_weights(vs, ema.as_mut(), &meta, &dir.join("best.safetensors"))?;
             }
         }
         save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task.state(), &state_file)?;
-        log.append(&metrics)?;
-        ui::info(format_epoch(&metrics, epochs));
+        log.append(&record)?;
+        ui::info(format_epoch(&record, epochs));
         task.on_epoch_end(&log.read()?)?;
-        last = metrics;
+        last = record;
     }
     Ok(FitSummary { epochs_run: end - start, last, best_value: best, run_dir: dir.clone() })
 }
 
-/// "epoch 3/10  train_loss 1.2345  top1 0.4560 …" (lr and timing last).
-pub fn format_epoch(m: &Metrics, epochs: usize) -> String {
-    let mut parts = vec![format!("epoch {}/{epochs}", m.get("epoch").copied().unwrap_or(0.0) as usize)];
-    for (k, v) in m {
-        if !matches!(k.as_str(), "epoch" | "lr" | "images_per_sec" | "epoch_seconds" | "skipped") {
-            parts.push(format!("{k} {v:.4}"));
-        }
-    }
-    parts.push(format!("lr {:.2e}", m.get("lr").copied().unwrap_or(0.0)));
-    parts.push(format!("{:.1} img/s", m.get("images_per_sec").copied().unwrap_or(0.0)));
-    if let Some(s) = m.get("skipped").filter(|&&s| s > 0.0) {
-        parts.push(format!("{s} skipped"));
+/// "epoch 3/10  train_loss 1.2345  val_top1 0.4560 …" (lr and timing last).
+pub fn format_epoch(r: &EpochRecord, epochs: usize) -> String {
+    let mut parts = vec![format!("epoch {}/{epochs}", r.epoch)];
+    parts.extend(r.measured().into_iter().map(|(k, v)| format!("{k} {v:.4}")));
+    parts.push(format!("lr {:.2e}", r.lr));
+    parts.push(format!("{:.1} img/s", r.images_per_sec));
+    if r.skipped > 0 {
+        parts.push(format!("{} skipped", r.skipped));
     }
     parts.join("  ")
 }
@@ -353,7 +353,7 @@ mod tests {
         net: nn::Sequential,
         data: Arc<Points>,
     }
-    impl Task for Toy {
+    impl TrainTask for Toy {
         type Data = Points;
         fn train_data(&self) -> Arc<Points> {
             self.data.clone()
@@ -367,16 +367,16 @@ mod tests {
             let logits = self.net.forward(&xs);
             Ok((logits.cross_entropy_for_logits(&ys), n))
         }
-        fn evaluate(&mut self, _epoch: usize) -> Result<Metrics> {
+        fn evaluate(&mut self, _epoch: usize) -> Result<Validation> {
             let mut rng = crate::loader::sample_rng(0, 0, 0);
             let items: Vec<_> = (0..200).map(|i| self.data.get(i, &mut rng).unwrap()).collect();
             let xs = Tensor::stack(&items.iter().map(|b| b.0.shallow_clone()).collect::<Vec<_>>(), 0);
             let ys = Tensor::from_slice(&items.iter().map(|b| b.1).collect::<Vec<_>>());
             let acc = tch::no_grad(|| self.net.forward(&xs).argmax(-1, false).eq_tensor(&ys).to_kind(Kind::Float).mean(Kind::Float));
-            Ok(Metrics::from([("acc".to_string(), f64::try_from(acc)?)]))
+            Ok(Validation { val_top1: Some(f64::try_from(acc)?), ..Default::default() })
         }
         fn checkpoint_meta(&self) -> CheckpointMeta {
-            CheckpointMeta { arch: "toy".into(), num_classes: 2, ..Default::default() }
+            CheckpointMeta { arch: crate::Arch::SkipblocknetXs, num_classes: 2, ..Default::default() }
         }
     }
 
@@ -402,8 +402,7 @@ mod tests {
             schedule: ScheduleSection::default(),
             train: TrainSection { epochs, batch_size: 32, ema_decay: 0.9, ..Default::default() },
             loader: LoaderConfig { batch_size: 32, shuffle: true, seed: 5, workers: 1, ..Default::default() },
-            best_metric: "acc".into(),
-            higher_is_better: true,
+            best_metric: Monitor::ValTop1,
             resume,
             stop_after: None,
             exist_ok: false,
@@ -419,7 +418,7 @@ mod tests {
         let vs = VarStore::new(Device::Cpu);
         let mut task = toy(&vs);
         let summary = fit(&mut task, &vs, &options(&straight, 4, false)).unwrap();
-        assert!(summary.last["acc"] > 0.85, "{:?}", summary.last);
+        assert!(summary.last.val.val_top1.unwrap() > 0.85, "{:?}", summary.last);
         for f in ["config.toml", "last.safetensors", "best.safetensors", "last.state.safetensors", "metrics.jsonl", "metrics.csv"] {
             assert!(straight.join(f).exists(), "{f}");
         }
@@ -441,13 +440,30 @@ mod tests {
         let b = MetricsLog::new(&split).read().unwrap();
         assert_eq!(b.len(), 4);
         for (x, y) in a.iter().zip(&b) {
-            for key in ["train_loss", "acc", "lr"] {
-                assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
-            }
+            assert_eq!((x.train_loss, x.val, x.lr), (y.train_loss, y.val, y.lr), "epoch {}", x.epoch);
         }
         // Resuming where nothing was saved is a clear error.
         let vs3 = VarStore::new(Device::Cpu);
         let err = fit(&mut toy(&vs3), &vs3, &options(&dir.path().join("none"), 4, true)).unwrap_err().to_string();
         assert!(err.contains("nothing to resume"), "{err}");
+    }
+
+    #[test]
+    fn best_follows_the_monitor_in_its_direction() {
+        let dir = tempfile::tempdir().unwrap();
+        for monitor in [Monitor::TrainLoss, Monitor::ValTop1] {
+            let run = dir.path().join(format!("{monitor:?}"));
+            let vs = VarStore::new(Device::Cpu);
+            let opts = FitOptions { best_metric: monitor, ..options(&run, 4, false) };
+            let summary = fit(&mut toy(&vs), &vs, &opts).unwrap();
+            let records = MetricsLog::new(&run).read().unwrap();
+            let values: Vec<f64> = records.iter().map(|r| monitor.of(r).unwrap()).collect();
+            let pick = if monitor.higher_is_better() { f64::max } else { f64::min };
+            let best = values.iter().copied().fold(values[0], pick);
+            assert_eq!(summary.best_value, Some(best), "{monitor:?}: {values:?}");
+            let saved = checkpoint::load_meta(&run.join("best.safetensors")).unwrap();
+            let epoch = records.iter().find(|r| monitor.of(r) == Some(best)).unwrap().epoch;
+            assert_eq!(saved.epoch, epoch, "{monitor:?}: best.safetensors is the best epoch's");
+        }
     }
 }

@@ -7,5 +7,5 @@ pub mod metrics;
 pub mod optim;
 pub mod schedule;
 
-pub use fit::{fit, FitOptions, FitSummary, RunSettings, Task};
-pub use metrics::Metrics;
+pub use fit::{fit, FitOptions, FitSummary, RecipeSections, RunSettings, TrainTask};
+pub use metrics::{EpochRecord, Monitor, Validation};

@@ -41,7 +41,7 @@ pub fn save_pr_curves(result: &EvalResult, path: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::voc_ap::{evaluate, DetectionRecord, GroundTruth, Metric};
+    use crate::voc_map::voc_ap::{mean_average_precision, DetectionRecord, GroundTruth, Metric};
     use skipblock_data::draw::class_color;
 
     #[test]
@@ -59,7 +59,7 @@ mod tests {
                 dets.push(DetectionRecord { image_id: format!("im{i}"), class: c, score: 1.0 - i as f32 * 0.05, bbox });
             }
         }
-        let result = evaluate(&gts, &dets, &names, Metric::Voc12, 0.5).unwrap();
+        let result = mean_average_precision(&gts, &dets, &names, Metric::Voc12, 0.5).unwrap();
         let img = plot_pr_curves(&result, 800, 600);
         let area = pr_chart(&result).area(800, 600);
         for c in 0..3 {

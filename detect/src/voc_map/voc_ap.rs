@@ -48,13 +48,23 @@ pub struct DetectionRecord {
     pub bbox: [f32; 4],
 }
 
-/// How AP summarises a precision–recall curve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How AP summarises a precision–recall curve (`[eval] metric`, `--metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum Metric {
     /// VOC2007: 11-point interpolated AP.
     Voc07,
     /// VOC2010 and later: area under the monotone precision envelope.
     Voc12,
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Metric::Voc07 => "voc07",
+            Metric::Voc12 => "voc12",
+        })
+    }
 }
 
 /// The evaluation of one class.
@@ -105,7 +115,7 @@ pub fn voc_ap(recall: &[f64], precision: &[f64], metric: Metric) -> f64 {
 /// Evaluates `dets` against `gts` (see the module doc for the exact rules).
 ///
 /// Errors on a class index outside `class_names` or a non-finite score or box.
-pub fn evaluate(gts: &[GroundTruth], dets: &[DetectionRecord], class_names: &[String], metric: Metric, iou_threshold: f32) -> Result<EvalResult> {
+pub fn mean_average_precision(gts: &[GroundTruth], dets: &[DetectionRecord], class_names: &[String], metric: Metric, iou_threshold: f32) -> Result<EvalResult> {
     let nc = class_names.len();
     for g in gts {
         if g.class >= nc {

@@ -1,8 +1,9 @@
-//! Running a detector over a VOC split and scoring it with the devkit's mAP.
+//! The evaluation runner: a detector over a VOC split, its detections scored with the devkit's mAP
+//! ([`crate::voc_map`]).
 
 use crate::detector::{to_pixels, PixelDetection};
-use crate::eval::{evaluate, DetectionRecord, EvalResult, GroundTruth, Metric};
-use crate::postprocess::{postprocess, PostprocessConfig};
+use crate::voc_map::{mean_average_precision, DetectionRecord, EvalResult, GroundTruth, Metric};
+use crate::postprocess::PostprocessConfig;
 use crate::ssd::Ssd;
 use anyhow::Result;
 use skipblock_core::boxes::BBox;
@@ -46,8 +47,7 @@ pub fn detect_split(ssd: &Ssd, data: Arc<DetDataset>, device: Device, loader: &L
     for batch in batches.take(total) {
         let batch = batch?;
         let xs = Tensor::stack(&batch.iter().map(|s| s.image.shallow_clone()).collect::<Vec<_>>(), 0).to_device(device);
-        let o = tch::no_grad(|| ssd.forward_t(&xs, false));
-        let dets = postprocess(&o.loc, &o.conf, &ssd.priors, &ssd.config.box_coder, post)?;
+        let dets = ssd.detect(&xs, post)?;
         for (sample, d) in batch.iter().zip(dets) {
             out.push((sample.index, to_pixels(d, sample.width, sample.height, &data.voc().classes)));
         }
@@ -80,6 +80,6 @@ pub fn evaluate_split(ssd: &Ssd, data: Arc<DetDataset>, device: Device, loader: 
     let dets = detect_split(ssd, data.clone(), device, loader, post, limit, progress)?;
     let voc = data.voc();
     let records = to_records(voc, &dets);
-    let result = evaluate(&ground_truths(voc, limit), &records, &voc.classes, metric, iou)?;
+    let result = mean_average_precision(&ground_truths(voc, limit), &records, &voc.classes, metric, iou)?;
     Ok((result, records))
 }

@@ -1,4 +1,4 @@
-//! PASCAL VOC detection evaluation with the devkit's exact semantics (SPEC §4):
+//! PASCAL VOC detection evaluation with the devkit's exact semantics (Everingham et al., The PASCAL VOC Challenge, IJCV 2010):
 //!
 //! * [`voc_ap`]: ground truth and detection records, per-class AP (VOC2007 11-point or VOC2010+ area)
 //!   and mAP, matching py-faster-rcnn's `voc_eval.py`;
@@ -14,4 +14,4 @@ pub mod voc_ap;
 
 pub use plot::{plot_pr_curves, save_pr_curves};
 pub use result_files::{read_result_files, result_file_name, write_result_files};
-pub use voc_ap::{evaluate, voc_ap, ClassResult, DetectionRecord, EvalResult, GroundTruth, Metric};
+pub use voc_ap::{mean_average_precision, voc_ap, ClassResult, DetectionRecord, EvalResult, GroundTruth, Metric};

@@ -1,4 +1,4 @@
-//! Hand-worked cases for [`super::evaluate`] and [`super::voc_ap`].
+//! Hand-worked cases for [`super::mean_average_precision`] and [`super::voc_ap`].
 
 use super::*;
 
@@ -31,7 +31,7 @@ fn close(a: f64, b: f64) -> bool {
 fn hand_worked_pr_sequence_both_metrics() {
     let gts: Vec<_> = ["a", "b", "c", "d"].iter().map(|i| gt(i, 0, B, false)).collect();
     let dets = vec![det("c", 0, 0.5, B), det("a", 0, 0.9, B), det("z", 0, 0.8, B), det("b", 0, 0.7, B), det("c", 0, 0.6, FAR)];
-    let r07 = evaluate(&gts, &dets, &names(&["x"]), Metric::Voc07, 0.5).unwrap();
+    let r07 = mean_average_precision(&gts, &dets, &names(&["x"]), Metric::Voc07, 0.5).unwrap();
     let c = &r07.per_class[0];
     assert_eq!((c.num_gt, c.num_det), (4, 5));
     assert_eq!(c.recall, vec![0.25, 0.25, 0.5, 0.5, 0.75]);
@@ -39,7 +39,7 @@ fn hand_worked_pr_sequence_both_metrics() {
     assert!(c.precision.iter().zip(want_prec).all(|(p, w)| (p - w as f32).abs() < 1e-7), "{:?}", c.precision);
     assert!(close(c.ap, 6.2 / 11.0), "{}", c.ap);
     assert!(close(r07.map, 6.2 / 11.0));
-    let r12 = evaluate(&gts, &dets, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
+    let r12 = mean_average_precision(&gts, &dets, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
     assert!(close(r12.per_class[0].ap, 17.0 / 30.0), "{}", r12.per_class[0].ap);
 }
 
@@ -62,12 +62,12 @@ fn eleven_point_thresholds_follow_numpy_arange() {
 fn ties_keep_input_order() {
     let gts = vec![gt("a", 0, B, false)];
     let fp_first = vec![det("a", 0, 0.9, FAR), det("a", 0, 0.9, B)];
-    let r = evaluate(&gts, &fp_first, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
+    let r = mean_average_precision(&gts, &fp_first, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
     assert_eq!(r.per_class[0].precision, vec![0.0, 0.5]);
     assert_eq!(r.per_class[0].recall, vec![0.0, 1.0]);
     assert!(close(r.per_class[0].ap, 0.5));
     let tp_first = vec![det("a", 0, 0.9, B), det("a", 0, 0.9, FAR)];
-    let r = evaluate(&gts, &tp_first, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
+    let r = mean_average_precision(&gts, &tp_first, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
     assert_eq!(r.per_class[0].precision, vec![1.0, 0.5]);
     assert!(close(r.per_class[0].ap, 1.0));
 }
@@ -81,7 +81,7 @@ fn difficult_matches_are_ignored() {
     // On a: the exact copy of the difficult GT overlaps it best (1.0 > 0.9) → ignored.
     let dets = vec![det("a", 0, 0.9, B), det("b", 0, 0.8, B)];
     for metric in [Metric::Voc07, Metric::Voc12] {
-        let r = evaluate(&gts, &dets, &names(&["x"]), metric, 0.5).unwrap();
+        let r = mean_average_precision(&gts, &dets, &names(&["x"]), metric, 0.5).unwrap();
         let c = &r.per_class[0];
         assert_eq!((c.num_gt, c.num_det), (2, 2));
         assert_eq!(c.precision, vec![0.0, 1.0]);
@@ -89,7 +89,7 @@ fn difficult_matches_are_ignored() {
         assert!(close(c.ap, if metric == Metric::Voc07 { 6.0 / 11.0 } else { 0.5 }), "{}", c.ap);
     }
     // A class with difficult objects only: AP 0, num_gt 0, still counted in the mAP.
-    let r = evaluate(&[gt("a", 1, B, true)], &[det("a", 1, 0.9, B)], &names(&["x", "y"]), Metric::Voc12, 0.5).unwrap();
+    let r = mean_average_precision(&[gt("a", 1, B, true)], &[det("a", 1, 0.9, B)], &names(&["x", "y"]), Metric::Voc12, 0.5).unwrap();
     assert_eq!((r.per_class[1].ap, r.per_class[1].num_gt, r.per_class[1].in_map), (0.0, 0, true));
     assert!(r.per_class[1].recall.is_empty());
     assert!(!r.per_class[0].in_map);
@@ -100,7 +100,7 @@ fn difficult_matches_are_ignored() {
 fn duplicates_are_false_positives() {
     let gts = vec![gt("a", 0, B, false)];
     let dets = vec![det("a", 0, 0.9, B), det("a", 0, 0.8, [11.0, 10.0, 50.0, 50.0])];
-    let r = evaluate(&gts, &dets, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
+    let r = mean_average_precision(&gts, &dets, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
     assert_eq!(r.per_class[0].precision, vec![1.0, 0.5]);
     assert!(close(r.per_class[0].ap, 1.0));
 }
@@ -112,7 +112,7 @@ fn only_the_best_overlap_is_considered() {
     let (big, inner) = ([1.0, 1.0, 100.0, 100.0], [1.0, 1.0, 100.0, 90.0]);
     let gts = vec![gt("a", 0, big, false), gt("a", 0, inner, false)];
     let dets = vec![det("a", 0, 0.9, big), det("a", 0, 0.8, big)];
-    let r = evaluate(&gts, &dets, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
+    let r = mean_average_precision(&gts, &dets, &names(&["x"]), Metric::Voc12, 0.5).unwrap();
     assert_eq!(r.per_class[0].precision, vec![1.0, 0.5]);
     assert_eq!(r.per_class[0].recall, vec![0.5, 0.5]);
 }
@@ -123,13 +123,13 @@ fn only_the_best_overlap_is_considered() {
 fn threshold_is_strict() {
     let gts = vec![gt("a", 0, [1.0, 1.0, 10.0, 10.0], false)];
     let exact_half = vec![det("a", 0, 0.9, [1.0, 1.0, 10.0, 20.0])];
-    let r = evaluate(&gts, &exact_half, &names(&["x"]), Metric::Voc07, 0.5).unwrap();
+    let r = mean_average_precision(&gts, &exact_half, &names(&["x"]), Metric::Voc07, 0.5).unwrap();
     assert_eq!(r.per_class[0].precision, vec![0.0]);
     assert_eq!(r.per_class[0].ap, 0.0);
-    let r = evaluate(&gts, &exact_half, &names(&["x"]), Metric::Voc07, 0.49).unwrap();
+    let r = mean_average_precision(&gts, &exact_half, &names(&["x"]), Metric::Voc07, 0.49).unwrap();
     assert!(close(r.per_class[0].ap, 1.0));
     // 100 / 190 > 0.5.
-    let r = evaluate(&gts, &[det("a", 0, 0.9, [1.0, 1.0, 10.0, 19.0])], &names(&["x"]), Metric::Voc07, 0.5).unwrap();
+    let r = mean_average_precision(&gts, &[det("a", 0, 0.9, [1.0, 1.0, 10.0, 19.0])], &names(&["x"]), Metric::Voc07, 0.5).unwrap();
     assert!(close(r.per_class[0].ap, 1.0));
 }
 
@@ -137,19 +137,19 @@ fn threshold_is_strict() {
 #[test]
 fn classes_without_detections_or_ground_truth() {
     let gts = vec![gt("a", 0, B, false), gt("a", 1, FAR, false)];
-    let r = evaluate(&gts, &[det("a", 0, 0.3, B)], &names(&["x", "y", "z"]), Metric::Voc12, 0.5).unwrap();
+    let r = mean_average_precision(&gts, &[det("a", 0, 0.3, B)], &names(&["x", "y", "z"]), Metric::Voc12, 0.5).unwrap();
     let y = &r.per_class[1];
     assert_eq!((y.ap, y.num_gt, y.num_det, y.in_map), (0.0, 1, 0, true));
     assert!(!r.per_class[2].in_map);
     assert!(close(r.map, 0.5));
     // An empty evaluation is not an error.
-    assert_eq!(evaluate(&[], &[], &names(&["x"]), Metric::Voc07, 0.5).unwrap().map, 0.0);
+    assert_eq!(mean_average_precision(&[], &[], &names(&["x"]), Metric::Voc07, 0.5).unwrap().map, 0.0);
 }
 
 #[test]
 fn bad_input_is_an_error() {
-    let e = evaluate(&[gt("a", 3, B, false)], &[], &names(&["x"]), Metric::Voc07, 0.5).unwrap_err();
+    let e = mean_average_precision(&[gt("a", 3, B, false)], &[], &names(&["x"]), Metric::Voc07, 0.5).unwrap_err();
     assert!(e.to_string().contains("class index 3"), "{e}");
-    let e = evaluate(&[], &[det("img7", 0, f32::NAN, B)], &names(&["x"]), Metric::Voc07, 0.5).unwrap_err();
+    let e = mean_average_precision(&[], &[det("img7", 0, f32::NAN, B)], &names(&["x"]), Metric::Voc07, 0.5).unwrap_err();
     assert!(e.to_string().contains("img7"), "{e}");
 }

@@ -2,7 +2,7 @@
 //! annotated images / videos written to `--out`, one JSON record per image or frame with `--json`,
 //! a live window with `--show`.
 
-use super::GlobalArgs;
+use crate::cli::GlobalArgs;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;

@@ -1,0 +1,131 @@
+//! A classifier ready to run, as [`skipblock_detect::Detector`]'s twin: built from a checkpoint (ours, or
+//! the authors' `.pth` with its architecture named), batch norms folded, images in, top-k classes out
+//! with the preprocessing the checkpoint was trained with.
+
+use crate::recipe::eval_geometry;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use skipblock_core::checkpoint::{self, CheckpointMeta};
+use skipblock_core::model::{Arch, BlockOptions, SkipblockNet};
+use skipblock_core::{tensors, Task};
+use skipblock_data::transforms::eval_preprocess;
+use skipblock_data::RgbImage;
+use std::path::Path;
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// The `k` most likely classes of one image, most likely first.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TopK {
+    pub classes: Vec<i64>,
+    /// Class names where the checkpoint knows them.
+    pub names: Vec<Option<String>>,
+    pub probabilities: Vec<f64>,
+}
+
+pub struct Classifier {
+    pub vs: VarStore,
+    pub net: SkipblockNet,
+    pub meta: CheckpointMeta,
+    pub device: Device,
+    /// Shorter side before the centre crop, and the crop (the network's input size).
+    pub resize: u32,
+    pub crop: u32,
+}
+
+/// A freshly initialised classifier network of `arch` in a new variable store.
+pub fn build(arch: Arch, num_classes: usize, device: Device, block: BlockOptions) -> Result<(VarStore, SkipblockNet)> {
+    let arch = arch.expect(Task::Classify, "--arch")?;
+    let vs = VarStore::new(device);
+    let net = SkipblockNet::new(&vs.root(), &arch.config(), num_classes as i64, block);
+    Ok((vs, net))
+}
+
+/// The record of a classifier checkpoint: ours (embedded or sidecar), or, for a PyTorch state dict
+/// without one, made from `arch` and the class count read off `classifier.3.weight`. An `arch` given
+/// with a checkpoint that has a record must agree with it.
+pub fn classifier_meta(weights: &Path, arch: Option<Arch>) -> Result<CheckpointMeta> {
+    let meta = match checkpoint::load_meta(weights) {
+        Ok(meta) => {
+            if let Some(a) = arch.filter(|&a| a != meta.arch) {
+                bail!("'{}' holds a {} model, not {a}", weights.display(), meta.arch);
+            }
+            meta
+        }
+        Err(e) => {
+            let Some(arch) = arch else { return Err(e) };
+            let named = tensors::read_named_tensors(weights)?;
+            let classes = named
+                .iter()
+                .find(|(k, _)| k == "classifier.3.weight")
+                .map(|(_, t)| t.size()[0] as usize)
+                .with_context(|| format!("'{}' has no classifier.3.weight: not a classifier state dict", weights.display()))?;
+            CheckpointMeta::new(arch.expect(Task::Classify, "--arch")?, classes, BlockOptions::default())
+        }
+    };
+    meta.expect_task(Task::Classify, weights)?;
+    Ok(meta)
+}
+
+impl Classifier {
+    /// Loads a checkpoint (see [`classifier_meta`]) with the block options it was trained with. The
+    /// weights stay as trained (no folding): call [`Classifier::fuse_bn`] before running it.
+    pub fn load(weights: &Path, arch: Option<Arch>, device: Device) -> Result<Classifier> {
+        let meta = classifier_meta(weights, arch)?;
+        let (vs, net) = build(meta.arch, meta.num_classes, device, meta.block)?;
+        checkpoint::load_weights(&vs, weights)?;
+        let (crop, ratio) = eval_geometry(&meta);
+        let resize = (crop as f64 * ratio).round() as u32;
+        Ok(Classifier { vs, net, meta, device, resize, crop })
+    }
+
+    /// Folds every batch norm into its convolution (inference only).
+    pub fn fuse_bn(&mut self) -> &mut Self {
+        self.net.fuse_bn();
+        self
+    }
+
+    /// Overrides the evaluation preprocessing: the crop (the shorter side keeps its ratio to it) and/or
+    /// the shorter side.
+    pub fn with_geometry(mut self, resize: Option<u32>, crop: Option<u32>) -> Self {
+        let ratio = self.resize as f64 / self.crop.max(1) as f64;
+        if let Some(c) = crop {
+            self.crop = c;
+            self.resize = (c as f64 * ratio).round() as u32;
+        }
+        if let Some(r) = resize {
+            self.resize = r;
+        }
+        self
+    }
+
+    /// The network input of an image: shorter side to `resize`, centre crop `crop`, normalised.
+    pub fn preprocess(&self, img: &RgbImage) -> Tensor {
+        eval_preprocess(img, self.resize, self.crop)
+    }
+
+    /// Class probabilities `[B, classes]` of a batch of preprocessed images.
+    pub fn probabilities(&self, inputs: &[Tensor]) -> Tensor {
+        let xs = Tensor::stack(inputs, 0).to_device(self.device);
+        tch::no_grad(|| self.net.forward_t(&xs, false).logits.softmax(-1, Kind::Float))
+    }
+
+    /// The `k` most likely classes of each preprocessed image.
+    pub fn predict(&self, inputs: &[Tensor], k: usize) -> Result<Vec<TopK>> {
+        if k == 0 {
+            bail!("top-k needs k >= 1");
+        }
+        let k = k.min(self.meta.num_classes) as i64;
+        let (p, i) = self.probabilities(inputs).topk(k, -1, true, true);
+        let (p, i) = (p.to_kind(Kind::Double).to_device(Device::Cpu), i.to_device(Device::Cpu));
+        (0..inputs.len() as i64)
+            .map(|row| {
+                let classes = Vec::<i64>::try_from(i.get(row))?;
+                Ok(TopK {
+                    names: classes.iter().map(|&c| self.meta.class_names.get(c as usize).cloned()).collect(),
+                    probabilities: Vec::<f64>::try_from(p.get(row))?,
+                    classes,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,74 @@
+//! `skipblock classify predict`: top-k classes of images and folders through a trained classifier.
+
+use crate::cli::GlobalArgs;
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+use skipblock_classify::{Classifier, TopK};
+use skipblock_core::model::Arch;
+use skipblock_core::ui;
+use skipblock_data::{folder, read_image};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Checkpoint: `.safetensors` of ours, or the authors' `.pth` with --arch.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Images or folders of images.
+    #[arg(required = true)]
+    pub images: Vec<PathBuf>,
+    /// Architecture of a `.pth` state dict without a skipblock record.
+    #[arg(long, value_enum, ignore_case = true)]
+    pub arch: Option<Arch>,
+    #[arg(long, default_value_t = 5)]
+    pub topk: usize,
+    /// Shorter side is resized to this before the centre crop (default: from the checkpoint's recipe;
+    /// 256 for the authors' weights).
+    #[arg(long)]
+    pub resize: Option<u32>,
+    /// Centre crop (default: the checkpoint's input size; 224 for the authors' weights).
+    #[arg(long)]
+    pub crop: Option<u32>,
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// One JSON record per image on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Prediction<'a> {
+    image: &'a PathBuf,
+    #[serde(flatten)]
+    top: &'a TopK,
+}
+
+pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
+    if a.topk == 0 {
+        bail!("--topk must be at least 1");
+    }
+    let device = global.device()?;
+    let images = folder::expand_sources(&a.images)?;
+    let mut model = Classifier::load(&a.weights, a.arch, device)?.with_geometry(a.resize, a.crop);
+    model.fuse_bn();
+    for chunk in images.chunks(a.batch.max(1)) {
+        let inputs = chunk.iter().map(|p| read_image(p).map(|img| model.preprocess(&img))).collect::<Result<Vec<_>>>()?;
+        for (path, top) in chunk.iter().zip(model.predict(&inputs, a.topk)?) {
+            if a.json {
+                println!("{}", serde_json::to_string(&Prediction { image: path, top: &top })?);
+            } else {
+                let tops: Vec<String> = top
+                    .classes
+                    .iter()
+                    .zip(&top.names)
+                    .zip(&top.probabilities)
+                    .map(|((c, n), p)| format!("{} {p:.3}", n.clone().unwrap_or_else(|| format!("#{c}"))))
+                    .collect();
+                println!("{}: {}", path.display(), tops.join(", "));
+            }
+        }
+    }
+    ui::debug(format!("{} images classified", images.len()));
+    Ok(())
+}
