@@ -145,6 +145,32 @@ fn imagenet_folders_use_the_sorted_training_classes() {
 }
 
 #[test]
+fn layout_and_split_names_agree_across_serde_clap_parse_and_display() {
+    use clap::ValueEnum;
+    for layout in Layout::value_variants() {
+        let name = layout.to_string();
+        assert_eq!(name, layout.name());
+        assert_eq!(name.parse::<Layout>().unwrap(), *layout);
+        assert_eq!(layout.to_possible_value().unwrap().get_name(), name);
+        assert_eq!(serde_json::to_string(layout).unwrap(), format!("\"{name}\""));
+        assert_eq!(serde_json::from_str::<Layout>(&format!("\"{name}\"")).unwrap(), *layout);
+    }
+    let names: Vec<String> = Layout::value_variants().iter().map(Layout::to_string).collect();
+    assert_eq!(names, ["auto", "imagenet", "food101", "cifar100", "imagefolder"]);
+    for (text, split) in [("train", Split::Train), ("val", Split::Val), ("test", Split::Val)] {
+        assert_eq!(text.parse::<Split>().unwrap(), split, "{text}");
+        assert_eq!(Split::from_str(text, false).unwrap(), split, "clap: {text}");
+    }
+    assert_eq!((Split::Train.to_string(), Split::Val.to_string()), ("train".into(), "val".into()));
+    assert_eq!(" Test ".parse::<Split>().unwrap(), Split::Val);
+    assert_eq!("ImageNet".parse::<Layout>().unwrap(), Layout::Imagenet);
+    let err = "imagenet1k".parse::<Layout>().unwrap_err().to_string();
+    assert!(err.contains("'imagenet1k'") && err.contains("auto, imagenet, food101, cifar100, imagefolder"), "{err}");
+    let err = "valid".parse::<Split>().unwrap_err().to_string();
+    assert!(err.contains("unknown split 'valid'") && err.contains("train, val"), "{err}");
+}
+
+#[test]
 fn missing_and_empty_datasets_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
