@@ -1,5 +1,5 @@
-//! Synthetic classification datasets written in the native layouts the readers take (Food-101, image
-//! folder, CIFAR-100 binary), for tests and the demo.
+//! Synthetic classification datasets written in the native layouts the readers take (ImageNet folders,
+//! Food-101, image folder, CIFAR-100 binary), for tests and the demo.
 //!
 //! A class is a shape ([`draw::SHAPES`]) combined with a second cue: a fill pattern (plain, striped,
 //! checkered) and a count (one object or a pair); 6 × 6 = 36 classes, named like `ellipse_striped` or
@@ -8,6 +8,7 @@
 //! identifies a class. The output depends only on the options: the same options give the same bytes.
 
 use crate::classification::cifar100::{record_planes, RECORD_BYTES};
+use crate::classification::Layout;
 use crate::draw::{self, Shape, SHAPES};
 use crate::image_io::{encode_image, resize, RgbImage};
 use crate::loader::{mix, Rng};
@@ -17,20 +18,15 @@ use rand::{Rng as _, SeedableRng};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
-/// The layout written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SynthLayout {
-    /// `images/<class>/<id>.jpg`, `meta/{classes,labels,train,test}.txt`.
-    Food101,
-    /// `<class>/<id>.jpg`, training and test images together (no split).
-    Imagefolder,
-    /// `train.bin`, `test.bin`, `fine_label_names.txt`, `coarse_label_names.txt`; always 32×32.
-    Cifar100,
-}
-
+/// What [`generate`] writes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthClsOptions {
-    pub layout: SynthLayout,
+    /// The layout written (not [`Layout::Auto`]):
+    /// * `Imagenet`: `train/<class>/<class>_<id>.JPEG`, `val/<class>/ILSVRC2012_val_<n>.JPEG`;
+    /// * `Food101`: `images/<class>/<id>.jpg`, `meta/{classes,labels,train,test}.txt`;
+    /// * `Imagefolder`: `<class>/<id>.jpg`, training and test images together (no split);
+    /// * `Cifar100`: `train.bin`, `test.bin`, `fine_label_names.txt`, `coarse_label_names.txt`; always 32×32.
+    pub layout: Layout,
     pub classes: usize,
     pub train_per_class: usize,
     pub test_per_class: usize,
@@ -41,7 +37,7 @@ pub struct SynthClsOptions {
 
 impl Default for SynthClsOptions {
     fn default() -> Self {
-        SynthClsOptions { layout: SynthLayout::Food101, classes: 6, train_per_class: 20, test_per_class: 5, seed: 0, size: 128 }
+        SynthClsOptions { layout: Layout::Food101, classes: 6, train_per_class: 20, test_per_class: 5, seed: 0, size: 128 }
     }
 }
 
@@ -49,7 +45,7 @@ impl Default for SynthClsOptions {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SynthClsSummary {
     pub root: PathBuf,
-    pub layout: SynthLayout,
+    pub layout: Layout,
     /// Class names, sorted: label `i` is `class_names[i]` in every layout.
     pub class_names: Vec<String>,
     pub train: usize,
@@ -60,7 +56,7 @@ impl std::fmt::Display for SynthClsSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} classes, {} training and {} test images ({:?} layout) in '{}'",
+            "{} classes, {} training and {} test images ({} layout) in '{}'",
             self.class_names.len(),
             self.train,
             self.test,
@@ -235,10 +231,13 @@ fn lines(items: impl IntoIterator<Item = String>) -> String {
 /// Writes a synthetic dataset at `out` (created; it must not hold files already) in `opts.layout`.
 pub fn generate(out: &Path, opts: &SynthClsOptions) -> Result<SynthClsSummary> {
     let specs = class_specs(opts.classes)?;
+    if opts.layout == Layout::Auto {
+        bail!("synthetic data is written in a given layout (imagenet, food101, cifar100 or imagefolder), not 'auto'");
+    }
     if opts.train_per_class == 0 {
         bail!("synthetic classification data needs at least one training image per class");
     }
-    let size = if opts.layout == SynthLayout::Cifar100 { 32 } else { opts.size };
+    let size = if opts.layout == Layout::Cifar100 { 32 } else { opts.size };
     if size < 16 {
         bail!("synthetic images must be at least 16 pixels wide, got {size}");
     }
@@ -253,52 +252,19 @@ pub fn generate(out: &Path, opts: &SynthClsOptions) -> Result<SynthClsSummary> {
         .map(|it| render(&specs[it.label], size, &mut Rng::seed_from_u64(mix(&[opts.seed, it.label as u64, it.split, it.index as u64]))))
         .collect();
     match opts.layout {
-        SynthLayout::Food101 | SynthLayout::Imagefolder => {
-            let id = |it: &Item| 100_000 + it.split as usize * opts.train_per_class + it.index;
-            let relative = |it: &Item| format!("{}/{}", names[it.label], id(it));
-            let folder = if opts.layout == SynthLayout::Food101 { out.join("images") } else { out.to_path_buf() };
-            let encoded: Vec<(PathBuf, Result<Vec<u8>>)> = items
-                .par_iter()
-                .zip(&images)
-                .map(|(it, img)| {
-                    let path = folder.join(relative(it) + ".jpg");
-                    let bytes = encode_image(img, &path);
-                    (path, bytes)
-                })
-                .collect();
-            for (path, bytes) in encoded {
-                write(&path, &bytes.with_context(|| format!("cannot encode '{}'", path.display()))?)?;
-            }
-            if opts.layout == SynthLayout::Food101 {
-                let meta = out.join("meta");
-                write(&meta.join("classes.txt"), lines(names.iter().cloned()).as_bytes())?;
-                let readable = names.iter().map(|n| {
-                    let words = n.replace('_', " ");
-                    words[..1].to_ascii_uppercase() + &words[1..]
-                });
-                write(&meta.join("labels.txt"), lines(readable).as_bytes())?;
-                for (split, file) in [(0, "train.txt"), (1, "test.txt")] {
-                    write(&meta.join(file), lines(items.iter().filter(|it| it.split == split).map(relative)).as_bytes())?;
+        Layout::Cifar100 => write_cifar100(out, opts.seed, &specs, &names, &items, &images)?,
+        layout => {
+            if layout == Layout::Imagenet {
+                // Both split folders exist even without test images: they are what identifies the layout.
+                for dir in [out.join("train"), out.join("val")] {
+                    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create folder '{}'", dir.display()))?;
                 }
             }
-        }
-        SynthLayout::Cifar100 => {
-            let mut shapes: Vec<String> = SHAPES.iter().map(|&s| shape_name(s)).collect();
-            shapes.sort();
-            for (split, file) in [(0, "train.bin"), (1, "test.bin")] {
-                let mut order: Vec<usize> = (0..items.len()).filter(|&i| items[i].split == split).collect();
-                order.shuffle(&mut Rng::seed_from_u64(mix(&[opts.seed, split, 7])));
-                let mut bytes = Vec::with_capacity(order.len() * RECORD_BYTES);
-                for i in order {
-                    let label = items[i].label;
-                    let coarse = shapes.iter().position(|s| *s == shape_name(specs[label].shape)).expect("every shape is named");
-                    bytes.extend_from_slice(&[coarse as u8, label as u8]);
-                    bytes.extend(record_planes(&images[i])?);
-                }
-                write(&out.join(file), &bytes)?;
+            let paths: Vec<PathBuf> = items.iter().map(|it| image_path(out, layout, &names, opts, it)).collect();
+            write_images(&paths, &images)?;
+            if layout == Layout::Food101 {
+                write_food101_meta(out, &names, opts, &items)?;
             }
-            write(&out.join("fine_label_names.txt"), lines(names.iter().cloned()).as_bytes())?;
-            write(&out.join("coarse_label_names.txt"), lines(shapes).as_bytes())?;
         }
     }
     Ok(SynthClsSummary {
@@ -308,6 +274,83 @@ pub fn generate(out: &Path, opts: &SynthClsOptions) -> Result<SynthClsSummary> {
         train: specs.len() * opts.train_per_class,
         test: specs.len() * opts.test_per_class,
     })
+}
+
+/// The number in an image's file name: 100000 + its index among the images of its class (training first).
+fn file_id(opts: &SynthClsOptions, it: &Item) -> usize {
+    100_000 + it.split as usize * opts.train_per_class + it.index
+}
+
+/// Where image `it` goes under `out` in a file-per-image `layout` (ImageNet, Food-101, image folder).
+fn image_path(out: &Path, layout: Layout, names: &[String], opts: &SynthClsOptions, it: &Item) -> PathBuf {
+    let class = &names[it.label];
+    let id = file_id(opts, it);
+    match (layout, it.split) {
+        (Layout::Food101, _) => out.join("images").join(class).join(format!("{id}.jpg")),
+        (Layout::Imagenet, 0) => out.join("train").join(class).join(format!("{class}_{id}.JPEG")),
+        (Layout::Imagenet, _) => {
+            // Validation images are numbered across classes, like ILSVRC2012_val_00000001.JPEG.
+            let n = it.label * opts.test_per_class + it.index + 1;
+            out.join("val").join(class).join(format!("ILSVRC2012_val_{n:08}.JPEG"))
+        }
+        _ => out.join(class).join(format!("{id}.jpg")),
+    }
+}
+
+/// Encodes `images[i]` in the format of `paths[i]` (in parallel) and writes it there.
+fn write_images(paths: &[PathBuf], images: &[RgbImage]) -> Result<()> {
+    let encoded: Vec<Result<Vec<u8>>> =
+        paths.par_iter().zip(images).map(|(path, img)| encode_image(img, path)).collect();
+    for (path, bytes) in paths.iter().zip(encoded) {
+        write(path, &bytes.with_context(|| format!("cannot encode '{}'", path.display()))?)?;
+    }
+    Ok(())
+}
+
+/// Food-101's `meta/`: `classes.txt`, `labels.txt` (readable names) and the `train.txt` / `test.txt`
+/// lists of `<class>/<id>`.
+fn write_food101_meta(out: &Path, names: &[String], opts: &SynthClsOptions, items: &[Item]) -> Result<()> {
+    let meta = out.join("meta");
+    write(&meta.join("classes.txt"), lines(names.iter().cloned()).as_bytes())?;
+    let readable = names.iter().map(|n| {
+        let words = n.replace('_', " ");
+        words[..1].to_ascii_uppercase() + &words[1..]
+    });
+    write(&meta.join("labels.txt"), lines(readable).as_bytes())?;
+    let relative = |it: &Item| format!("{}/{}", names[it.label], file_id(opts, it));
+    for (split, file) in [(0, "train.txt"), (1, "test.txt")] {
+        write(&meta.join(file), lines(items.iter().filter(|it| it.split == split).map(relative)).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// CIFAR-100's binary version: `train.bin` and `test.bin` (records shuffled, coarse label = the shape),
+/// `fine_label_names.txt` and `coarse_label_names.txt`.
+fn write_cifar100(
+    out: &Path,
+    seed: u64,
+    specs: &[ClassSpec],
+    names: &[String],
+    items: &[Item],
+    images: &[RgbImage],
+) -> Result<()> {
+    let mut shapes: Vec<String> = SHAPES.iter().map(|&s| shape_name(s)).collect();
+    shapes.sort();
+    for (split, file) in [(0, "train.bin"), (1, "test.bin")] {
+        let mut order: Vec<usize> = (0..items.len()).filter(|&i| items[i].split == split).collect();
+        order.shuffle(&mut Rng::seed_from_u64(mix(&[seed, split, 7])));
+        let mut bytes = Vec::with_capacity(order.len() * RECORD_BYTES);
+        for i in order {
+            let label = items[i].label;
+            let shape = shape_name(specs[label].shape);
+            let coarse = shapes.iter().position(|s| *s == shape).expect("every shape is named");
+            bytes.extend_from_slice(&[coarse as u8, label as u8]);
+            bytes.extend(record_planes(&images[i])?);
+        }
+        write(&out.join(file), &bytes)?;
+    }
+    write(&out.join("fine_label_names.txt"), lines(names.iter().cloned()).as_bytes())?;
+    write(&out.join("coarse_label_names.txt"), lines(shapes).as_bytes())
 }
 
 #[cfg(test)]
@@ -354,7 +397,7 @@ mod tests {
     #[test]
     fn generation_is_deterministic_and_refuses_bad_options() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SynthClsOptions { layout: SynthLayout::Cifar100, classes: 5, train_per_class: 3, test_per_class: 2, seed: 4, size: 0 };
+        let opts = SynthClsOptions { layout: Layout::Cifar100, classes: 5, train_per_class: 3, test_per_class: 2, seed: 4, size: 0 };
         let a = generate(&dir.path().join("a"), &opts).unwrap();
         generate(&dir.path().join("b"), &opts).unwrap();
         assert_eq!((a.train, a.test), (15, 10));
@@ -367,7 +410,7 @@ mod tests {
         let err = generate(&dir.path().join("a"), &opts).unwrap_err().to_string();
         assert!(err.contains("not empty"), "{err}");
         assert!(generate(&dir.path().join("d"), &SynthClsOptions { classes: 40, ..opts.clone() }).is_err());
-        let food = SynthClsOptions { layout: SynthLayout::Food101, size: 24, ..opts.clone() };
+        let food = SynthClsOptions { layout: Layout::Food101, size: 24, ..opts.clone() };
         generate(&dir.path().join("f1"), &food).unwrap();
         generate(&dir.path().join("f2"), &food).unwrap();
         let files = crate::folder::list_images(&dir.path().join("f1")).unwrap();
@@ -375,7 +418,11 @@ mod tests {
         for f in files.iter().map(|f| f.strip_prefix(dir.path().join("f1")).unwrap()).chain([Path::new("meta/train.txt")]) {
             assert_eq!(std::fs::read(dir.path().join("f1").join(f)).unwrap(), std::fs::read(dir.path().join("f2").join(f)).unwrap());
         }
-        let small = SynthClsOptions { layout: SynthLayout::Imagefolder, size: 8, ..opts };
+        let small = SynthClsOptions { layout: Layout::Imagefolder, size: 8, ..opts.clone() };
         assert!(generate(&dir.path().join("e"), &small).unwrap_err().to_string().contains("16"));
+        let auto = SynthClsOptions { layout: Layout::Auto, ..opts };
+        let err = generate(&dir.path().join("g"), &auto).unwrap_err().to_string();
+        assert!(err.contains("'auto'") && err.contains("imagenet"), "{err}");
+        assert!(!dir.path().join("g").exists(), "nothing is written for a refused layout");
     }
 }

@@ -11,10 +11,10 @@
 use crate::draw::{add_noise, background, fill_shape, Shape};
 use crate::image_io::{write_image, RgbImage};
 use crate::loader::mix;
+use crate::voc::{write_annotation, VocAnnotation, VocObject};
 use anyhow::{bail, Context, Result};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The class names, in label order.
@@ -88,8 +88,7 @@ pub fn generate(out_root: &Path, opts: SynthVocOptions) -> Result<Summary> {
             let (image, objects) = render(opts.seed, i, opts.size);
             write_image(&root.join("JPEGImages").join(format!("{id}.jpg")), &image)?;
             let xml_path = root.join("Annotations").join(format!("{id}.xml"));
-            std::fs::write(&xml_path, annotation_xml(id, opts.size, opts.seed, &objects))
-                .with_context(|| format!("cannot write '{}'", xml_path.display()))?;
+            write_annotation(&xml_path, &annotation(id, opts.size, opts.seed, &objects))?;
             Ok(objects)
         })
         .collect::<Result<_>>()?;
@@ -204,26 +203,20 @@ fn painted_extent(shape: Shape, b: &[f32; 4], size: u32) -> Option<[u32; 4]> {
     ext
 }
 
-/// The annotation file of one image, in VOC's own form.
-fn annotation_xml(id: &str, size: u32, seed: u64, objects: &[SynthObject]) -> String {
-    let mut x = String::new();
-    let _ = write!(
-        x,
-        "<annotation>\n\t<folder>VOC2007</folder>\n\t<filename>{id}.jpg</filename>\n\t<source>\n\t\t<database>skipblock synthetic VOC</database>\n\
-         \t\t<annotation>skipblock synth_voc</annotation>\n\t\t<image>seed {seed}</image>\n\t</source>\n\
-         \t<size>\n\t\t<width>{size}</width>\n\t\t<height>{size}</height>\n\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n"
-    );
-    for o in objects {
-        let [xmin, ymin, xmax, ymax] = o.voc;
-        let _ = write!(
-            x,
-            "\t<object>\n\t\t<name>{}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>{}</truncated>\n\t\t<difficult>{}</difficult>\n\
-             \t\t<bndbox>\n\t\t\t<xmin>{xmin}</xmin>\n\t\t\t<ymin>{ymin}</ymin>\n\t\t\t<xmax>{xmax}</xmax>\n\t\t\t<ymax>{ymax}</ymax>\n\t\t</bndbox>\n\t</object>\n",
-            SYNTH_CLASSES[o.class], o.truncated as u8, o.difficult as u8
-        );
-    }
-    x.push_str("</annotation>\n");
-    x
+/// The annotation of one image.
+fn annotation(id: &str, size: u32, seed: u64, objects: &[SynthObject]) -> VocAnnotation {
+    let mut a = VocAnnotation::new(format!("{id}.jpg"), size, size);
+    a.folder = "VOC2007".into();
+    a.database = format!("skipblock synthetic VOC, seed {seed}");
+    a.objects = objects
+        .iter()
+        .map(|o| VocObject {
+            truncated: o.truncated,
+            difficult: o.difficult,
+            ..VocObject::new(SYNTH_CLASSES[o.class], o.voc.map(|v| v as f32))
+        })
+        .collect();
+    a
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use skipblock_detect::voc_map::{mean_average_precision, read_result_files, write_result_files, DetectionRecord, EvalResult, GroundTruth, Metric};
+use skipblock_data::voc::{write_annotation, VocAnnotation, VocObject};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -33,12 +34,13 @@ fn write_voc(root: &Path, objects: &[Vec<(&str, [u32; 4], bool)>]) {
     for (i, objs) in objects.iter().enumerate() {
         let id = format!("{:06}", i + 1);
         writeln!(list, "{id}").unwrap();
-        let mut xml = format!("<annotation>\n\t<folder>VOC2007</folder>\n\t<filename>{id}.jpg</filename>\n\t<size>\n\t\t<width>500</width>\n\t\t<height>400</height>\n\t\t<depth>3</depth>\n\t</size>\n");
-        for (name, b, difficult) in objs {
-            write!(xml, "\t<object>\n\t\t<name>{name}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>0</truncated>\n\t\t<difficult>{}</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{}</xmin>\n\t\t\t<ymin>{}</ymin>\n\t\t\t<xmax>{}</xmax>\n\t\t\t<ymax>{}</ymax>\n\t\t</bndbox>\n\t</object>\n", *difficult as u8, b[0], b[1], b[2], b[3]).unwrap();
-        }
-        xml.push_str("</annotation>\n");
-        std::fs::write(root.join(format!("Annotations/{id}.xml")), xml).unwrap();
+        let mut annotation = VocAnnotation::new(format!("{id}.jpg"), 500, 400);
+        annotation.folder = "VOC2007".into();
+        annotation.objects = objs
+            .iter()
+            .map(|&(name, b, difficult)| VocObject { difficult, ..VocObject::new(name, b.map(|v| v as f32)) })
+            .collect();
+        write_annotation(&root.join(format!("Annotations/{id}.xml")), &annotation).unwrap();
     }
     std::fs::write(root.join("ImageSets/Main/test.txt"), list).unwrap();
 }

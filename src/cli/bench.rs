@@ -224,6 +224,7 @@ fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
 fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
     use rand::{Rng, SeedableRng};
     use skipblock_detect::voc_map::{mean_average_precision, read_result_files, write_result_files, DetectionRecord, GroundTruth, Metric};
+    use skipblock_data::voc::{write_annotation, VocAnnotation, VocObject};
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("VOC2007");
     std::fs::create_dir_all(root.join("Annotations"))?;
@@ -238,17 +239,16 @@ fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
         let id = format!("{:06}", i + 1);
         list.push_str(&id);
         list.push('\n');
-        let mut xml = format!("<annotation><filename>{id}.jpg</filename><size><width>500</width><height>400</height><depth>3</depth></size>");
+        let mut annotation = VocAnnotation::new(format!("{id}.jpg"), 500, 400);
         for _ in 0..rng.gen_range(1..6) {
             let c = rng.gen_range(0..classes.len());
             let (x, y) = (rng.gen_range(1..400) as f32, rng.gen_range(1..300) as f32);
             let b = [x, y, x + rng.gen_range(10..100) as f32, y + rng.gen_range(10..100) as f32];
             let difficult = rng.gen_bool(0.1);
-            xml.push_str(&format!("<object><name>{}</name><difficult>{}</difficult><bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>", classes[c], difficult as u8, b[0], b[1], b[2], b[3]));
+            annotation.objects.push(VocObject { difficult, ..VocObject::new(&classes[c], b) });
             gts.push(GroundTruth { image_id: id.clone(), class: c, bbox: b, difficult });
         }
-        xml.push_str("</annotation>");
-        std::fs::write(root.join(format!("Annotations/{id}.xml")), xml)?;
+        write_annotation(&root.join(format!("Annotations/{id}.xml")), &annotation)?;
         for k in 0..per_image {
             let (class, bbox) = match gts.iter().rev().take(5).find(|g| g.image_id == id && k % 3 == 0) {
                 Some(g) => (g.class, [g.bbox[0] + rng.gen_range(-5.0..5.0), g.bbox[1], g.bbox[2], g.bbox[3] + rng.gen_range(-5.0..5.0)]),

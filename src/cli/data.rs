@@ -1,8 +1,9 @@
 //! `skipblock data …`: synthetic datasets in the real layouts, and checking a VOC dataset.
 
 use anyhow::{bail, Result};
-use clap::{Args, Subcommand, ValueEnum};
-use skipblock_data::synth_cls::{self, SynthClsOptions, SynthLayout};
+use clap::{Args, Subcommand};
+use skipblock_data::classification::Layout;
+use skipblock_data::synth_cls::{self, SynthClsOptions};
 use skipblock_data::synth_voc::{self, SynthVocOptions};
 use skipblock_data::voc;
 use std::path::PathBuf;
@@ -17,20 +18,14 @@ pub enum DataCommand {
     Check(CheckArgs),
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy)]
-pub enum LayoutArg {
-    Food101,
-    Imagefolder,
-    Cifar100,
-}
-
 #[derive(Args, Debug)]
 pub struct SynthClsArgs {
     /// Output folder (must be empty or absent).
     #[arg(long)]
     pub out: PathBuf,
-    #[arg(long, value_enum, default_value = "food101")]
-    pub layout: LayoutArg,
+    /// Layout written (every one the readers take except `auto`).
+    #[arg(long, value_enum, default_value_t = Layout::Food101)]
+    pub layout: Layout,
     #[arg(long, default_value_t = 10)]
     pub classes: usize,
     /// Training images per class.
@@ -89,12 +84,14 @@ pub fn class_list(labels: Option<&std::path::Path>) -> Result<Vec<String>> {
 pub fn run(command: &DataCommand) -> Result<()> {
     match command {
         DataCommand::SynthCls(a) => {
-            let layout = match a.layout {
-                LayoutArg::Food101 => SynthLayout::Food101,
-                LayoutArg::Imagefolder => SynthLayout::Imagefolder,
-                LayoutArg::Cifar100 => SynthLayout::Cifar100,
+            let opts = SynthClsOptions {
+                layout: a.layout,
+                classes: a.classes,
+                train_per_class: a.train,
+                test_per_class: a.test,
+                seed: a.seed,
+                size: a.size,
             };
-            let opts = SynthClsOptions { layout, classes: a.classes, train_per_class: a.train, test_per_class: a.test, seed: a.seed, size: a.size };
             println!("{}", synth_cls::generate(&a.out, &opts)?);
         }
         DataCommand::SynthVoc(a) => {

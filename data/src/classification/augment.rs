@@ -5,6 +5,8 @@
 //!   crop with the ratio clamped), bilinear resize to S, horizontal flip with p = 0.5;
 //! * CIFAR: horizontal flip with p = 0.5, rotation uniform in [−rotation, rotation] degrees (bilinear about
 //!   the centre, zero fill), optional 4-pixel zero pad then random crop back, resize to S if needed;
+//! * the horizontal flip of both can be switched off ([`ClsTransform::with_flip`]) for classes whose
+//!   direction matters;
 //! * evaluation (`None`, and every validation split): shorter side to round(S·resize_ratio), centre crop S.
 //!
 //! All randomness comes from the [`Rng`] passed in, so a sample's augmentation is reproducible.
@@ -38,6 +40,10 @@ pub struct ClsTransform {
     pub pad_crop: bool,
     /// Inception: area range of the random resized crop (default (0.08, 1)).
     pub crop_scale: (f64, f64),
+    /// Inception and CIFAR: mirror left ↔ right with p = 0.5 (default true). Switched off for classes that a
+    /// mirror image changes or makes impossible: arrows and signs pointing left or right, text and digits,
+    /// left/right body parts.
+    pub flip: bool,
 }
 
 impl ClsTransform {
@@ -51,7 +57,14 @@ impl ClsTransform {
         if !(rotation.is_finite() && (0.0..=180.0).contains(&rotation)) {
             bail!("rotation must be in [0, 180] degrees, got {rotation}");
         }
-        Ok(ClsTransform { kind, input_size, resize_ratio, rotation, pad_crop, crop_scale: INCEPTION_SCALE })
+        Ok(ClsTransform { kind, input_size, resize_ratio, rotation, pad_crop, crop_scale: INCEPTION_SCALE, flip: true })
+    }
+
+    /// The same transform with the horizontal flip on (`true`, the default) or off: with it off no training
+    /// image is ever mirrored, for classes whose direction matters (arrows, text).
+    pub fn with_flip(mut self, flip: bool) -> Self {
+        self.flip = flip;
+        self
     }
 
     /// The same transform with the random resized crop's smallest area fraction set to `min`.
@@ -80,10 +93,10 @@ impl ClsTransform {
         match self.kind {
             Augment::Inception => {
                 let out = random_resized_crop(img, s, self.crop_scale, rng);
-                if rng.gen_bool(0.5) { hflip(&out) } else { out }
+                if self.mirror(rng) { hflip(&out) } else { out }
             }
             Augment::Cifar => {
-                let mut out = if rng.gen_bool(0.5) { hflip(img) } else { img.clone() };
+                let mut out = if self.mirror(rng) { hflip(img) } else { img.clone() };
                 if self.rotation > 0.0 {
                     out = rotate(&out, rng.gen_range(-self.rotation..=self.rotation));
                 }
@@ -96,6 +109,13 @@ impl ClsTransform {
             }
             Augment::None => center_crop(&resize_shorter(img, self.eval_resize()), s),
         }
+    }
+
+    /// Whether to mirror this sample: a fair coin when `flip` is on, never when it is off. The coin is drawn
+    /// either way, so a seed gives the same crop, rotation and shift with the flip on or off.
+    fn mirror(&self, rng: &mut Rng) -> bool {
+        let heads = rng.gen_bool(0.5);
+        heads && self.flip
     }
 
     /// The training augmentation, normalised: a `3×S×S` float tensor.
@@ -259,6 +279,38 @@ mod tests {
         }
         let eval = ClsTransform::new(Augment::None, 40, 1.0, 0.0, false).unwrap();
         assert!(eval.train(&img, &mut Rng::seed_from_u64(1)).equal(&eval.train(&img, &mut Rng::seed_from_u64(2))));
+    }
+
+    #[test]
+    fn with_the_flip_off_no_image_is_mirrored() {
+        // Asymmetric left to right; CIFAR at the image's own size without rotation or pad-crop: the flip is
+        // the only random change.
+        let img = pattern(32, 32);
+        let mirrored = hflip(&img);
+        assert_ne!(mirrored, img);
+        let on = ClsTransform::new(Augment::Cifar, 32, 1.0, 0.0, false).unwrap();
+        assert!(on.flip, "the flip is on by default");
+        let off = on.clone().with_flip(false);
+        let mut flips = 0;
+        for seed in 0..100 {
+            assert_eq!(off.augment_image(&img, &mut Rng::seed_from_u64(seed)), img, "seed {seed}");
+            assert!(off.train(&img, &mut Rng::seed_from_u64(seed)).equal(&normalize(&img)), "seed {seed}");
+            let out = on.augment_image(&img, &mut Rng::seed_from_u64(seed));
+            assert!(out == img || out == mirrored, "seed {seed}");
+            flips += (out == mirrored) as usize;
+        }
+        assert!((25..=75).contains(&flips), "about half are mirrored with the flip on: {flips} of 100");
+        // Inception: the same seed gives the same crop either way, mirrored or not.
+        let on = ClsTransform::new(Augment::Inception, 24, 1.0, 0.0, false).unwrap();
+        let off = on.clone().with_flip(false);
+        let wide = pattern(60, 40);
+        let differ = (0..40).filter(|&seed| {
+            let a = on.augment_image(&wide, &mut Rng::seed_from_u64(seed));
+            let b = off.augment_image(&wide, &mut Rng::seed_from_u64(seed));
+            assert!(a == b || hflip(&a) == b, "seed {seed}");
+            a != b
+        });
+        assert!(differ.count() > 0);
     }
 
     #[test]

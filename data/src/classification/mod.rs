@@ -18,14 +18,17 @@ pub use augment::ClsTransform;
 pub use dataset::ClsDataset;
 
 use crate::image_io::{read_image, RgbImage};
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Dataset layouts read in place (no conversion step).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Dataset layouts read in place (no conversion step). Named in lowercase (`auto`, `imagenet`, `food101`,
+/// `cifar100`, `imagefolder`) alike in recipes (serde), on the command line (clap), by [`std::str::FromStr`]
+/// and by [`std::fmt::Display`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
+#[value(rename_all = "lower")]
 pub enum Layout {
     /// Decide from the folder's contents.
     Auto,
@@ -51,21 +54,76 @@ pub enum Augment {
     None,
 }
 
+impl Layout {
+    /// The lowercase name (as in recipes and on the command line).
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Auto => "auto",
+            Layout::Imagenet => "imagenet",
+            Layout::Food101 => "food101",
+            Layout::Cifar100 => "cifar100",
+            Layout::Imagefolder => "imagefolder",
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        parse_value("layout", s)
+    }
+}
+
 /// Which part of a dataset: `Val` is the held-out split (`val/`, Food-101's and CIFAR's test set, or the
-/// held-out fraction of an image folder).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// held-out fraction of an image folder). Named `train` and `val`; `test` is accepted for `val`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[value(rename_all = "lower")]
 pub enum Split {
     Train,
+    #[value(alias = "test")]
     Val,
 }
 
 impl Split {
+    /// The lowercase name: `train` or `val`.
     pub fn name(self) -> &'static str {
         match self {
             Split::Train => "train",
             Split::Val => "val",
         }
     }
+}
+
+impl std::fmt::Display for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Split {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        parse_value("split", s)
+    }
+}
+
+/// Parses `s` as one of `T`'s command-line names or aliases (surrounding spaces and case ignored); the
+/// error names `what`, the value and the accepted names.
+fn parse_value<T: clap::ValueEnum>(what: &str, s: &str) -> Result<T> {
+    T::from_str(s.trim(), true).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|p| p.get_name().to_string())
+            .collect();
+        anyhow!("unknown {what} '{s}' (expected one of: {})", names.join(", "))
+    })
 }
 
 /// Where a sample's pixels come from: an image file, or a record decoded in memory (CIFAR binaries).

@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::loader::{Dataset, Rng};
-use crate::synth_cls::{generate, SynthClsOptions, SynthClsSummary, SynthLayout};
+use crate::synth_cls::{generate, SynthClsOptions, SynthClsSummary};
 use rand::SeedableRng;
 
-fn synth(root: &Path, layout: SynthLayout, classes: usize, train: usize, test: usize, size: u32) -> SynthClsSummary {
+fn synth(root: &Path, layout: Layout, classes: usize, train: usize, test: usize, size: u32) -> SynthClsSummary {
     generate(root, &SynthClsOptions { layout, classes, train_per_class: train, test_per_class: test, seed: 11, size }).unwrap()
 }
 
@@ -26,7 +26,7 @@ fn err_of(r: Result<ClassificationSet>) -> String {
 fn food101_is_read_in_place_with_classes_txt_order() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("food");
-    let summary = synth(&root, SynthLayout::Food101, 4, 3, 2, 40);
+    let summary = synth(&root, Layout::Food101, 4, 3, 2, 40);
     for layout in [Layout::Food101, Layout::Auto] {
         let train = open(&root, layout, Split::Train, 0.1, 0).unwrap();
         let val = open(&root, layout, Split::Val, 0.1, 0).unwrap();
@@ -50,7 +50,7 @@ fn food101_is_read_in_place_with_classes_txt_order() {
 fn food101_list_errors_name_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("food");
-    let summary = synth(&root, SynthLayout::Food101, 2, 2, 1, 32);
+    let summary = synth(&root, Layout::Food101, 2, 2, 1, 32);
     let train_txt = root.join("meta/train.txt");
     let good = std::fs::read_to_string(&train_txt).unwrap();
     std::fs::write(&train_txt, format!("{good}pizza/123\n")).unwrap();
@@ -73,7 +73,7 @@ fn food101_list_errors_name_the_file_and_line() {
 fn image_folders_split_deterministically_and_disjointly() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("folder");
-    let summary = synth(&root, SynthLayout::Imagefolder, 3, 8, 4, 32);
+    let summary = synth(&root, Layout::Imagefolder, 3, 8, 4, 32);
     let train = open(&root, Layout::Auto, Split::Train, 0.25, 3).unwrap();
     let val = open(&root, Layout::Imagefolder, Split::Val, 0.25, 3).unwrap();
     assert_eq!(train.layout, Layout::Imagefolder);
@@ -96,7 +96,7 @@ fn image_folders_split_deterministically_and_disjointly() {
 fn cifar100_binaries_are_read_with_fine_labels() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("cifar");
-    let summary = synth(&root.join("cifar-100-binary"), SynthLayout::Cifar100, 6, 4, 2, 0);
+    let summary = synth(&root.join("cifar-100-binary"), Layout::Cifar100, 6, 4, 2, 0);
     for (layout, at) in [(Layout::Cifar100, root.clone()), (Layout::Auto, root.clone()), (Layout::Auto, root.join("cifar-100-binary"))] {
         let train = open(&at, layout, Split::Train, 0.1, 0).unwrap();
         let val = open(&at, layout, Split::Val, 0.1, 0).unwrap();
@@ -119,29 +119,80 @@ fn cifar100_binaries_are_read_with_fine_labels() {
     assert!(err.contains("class_006") && err.contains("no training images"), "{err}");
 }
 
+/// The files in `dir`, sorted by name.
+fn file_names(dir: &Path) -> Vec<String> {
+    let entries = std::fs::read_dir(dir).unwrap();
+    let mut names: Vec<String> = entries.map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
 #[test]
-fn imagenet_folders_use_the_sorted_training_classes() {
+fn generated_imagenet_folders_have_imagenets_layout_and_open_with_sorted_training_classes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("imagenet");
-    let summary = synth(&root.join("train"), SynthLayout::Imagefolder, 3, 3, 0, 24);
-    synth(&root.join("val"), SynthLayout::Imagefolder, 2, 2, 0, 24);
+    let summary = synth(&root, Layout::Imagenet, 3, 3, 2, 24);
+    assert_eq!(summary.layout, Layout::Imagenet);
+    // Exactly ImageNet's layout: train/<class>/<class>_<id>.JPEG and val/<class>/ILSVRC2012_val_<n>.JPEG.
+    assert_eq!(file_names(&root), ["train", "val"]);
+    for split in ["train", "val"] {
+        assert_eq!(file_names(&root.join(split)), summary.class_names, "{split}");
+    }
+    let first = &summary.class_names[0];
+    let train_files = file_names(&root.join("train").join(first));
+    assert_eq!(train_files, ["100000", "100001", "100002"].map(|id| format!("{first}_{id}.JPEG")));
+    let val_files = file_names(&root.join("val").join(first));
+    assert_eq!(val_files, ["ILSVRC2012_val_00000001.JPEG", "ILSVRC2012_val_00000002.JPEG"]);
+    assert_eq!(detect_layout(&root).unwrap(), Layout::Imagenet);
     for layout in [Layout::Imagenet, Layout::Auto] {
         let train = open(&root, layout, Split::Train, 0.1, 0).unwrap();
         let val = open(&root, layout, Split::Val, 0.1, 0).unwrap();
         assert_eq!(train.layout, Layout::Imagenet);
         assert_eq!(train.class_names, summary.class_names);
         assert_eq!(val.class_names, summary.class_names);
-        assert_eq!(train.class_counts(), vec![3; 3]);
-        assert_eq!(val.len(), 4);
+        assert_eq!((train.class_counts(), val.class_counts()), (vec![3; 3], vec![2; 3]));
         assert_labels_follow_folders(&train);
         assert_labels_follow_folders(&val);
+        let image = train.samples[0].0.load().unwrap();
+        assert_eq!((image.width, image.height), (24, 24));
     }
+    // A validation split may lack classes; labels stay those of the training classes.
+    std::fs::remove_dir_all(root.join("val").join(first)).unwrap();
+    let val = open(&root, Layout::Auto, Split::Val, 0.1, 0).unwrap();
+    assert_eq!((val.class_names.len(), val.class_counts()), (3, vec![0, 2, 2]));
+    assert_labels_follow_folders(&val);
     std::fs::create_dir_all(root.join("val/zebra")).unwrap();
     let err = err_of(open(&root, Layout::Auto, Split::Val, 0.1, 0));
     assert!(err.contains("zebra"), "{err}");
     std::fs::create_dir_all(root.join("train/aardvark")).unwrap();
     let err = err_of(open(&root, Layout::Imagenet, Split::Train, 0.1, 0));
     assert!(err.contains("'aardvark' has no training images"), "{err}");
+}
+
+#[test]
+fn layout_and_split_names_agree_across_serde_clap_parse_and_display() {
+    use clap::ValueEnum;
+    for layout in Layout::value_variants() {
+        let name = layout.to_string();
+        assert_eq!(name, layout.name());
+        assert_eq!(name.parse::<Layout>().unwrap(), *layout);
+        assert_eq!(layout.to_possible_value().unwrap().get_name(), name);
+        assert_eq!(serde_json::to_string(layout).unwrap(), format!("\"{name}\""));
+        assert_eq!(serde_json::from_str::<Layout>(&format!("\"{name}\"")).unwrap(), *layout);
+    }
+    let names: Vec<String> = Layout::value_variants().iter().map(Layout::to_string).collect();
+    assert_eq!(names, ["auto", "imagenet", "food101", "cifar100", "imagefolder"]);
+    for (text, split) in [("train", Split::Train), ("val", Split::Val), ("test", Split::Val)] {
+        assert_eq!(text.parse::<Split>().unwrap(), split, "{text}");
+        assert_eq!(Split::from_str(text, false).unwrap(), split, "clap: {text}");
+    }
+    assert_eq!((Split::Train.to_string(), Split::Val.to_string()), ("train".into(), "val".into()));
+    assert_eq!(" Test ".parse::<Split>().unwrap(), Split::Val);
+    assert_eq!("ImageNet".parse::<Layout>().unwrap(), Layout::Imagenet);
+    let err = "imagenet1k".parse::<Layout>().unwrap_err().to_string();
+    assert!(err.contains("'imagenet1k'") && err.contains("auto, imagenet, food101, cifar100, imagefolder"), "{err}");
+    let err = "valid".parse::<Split>().unwrap_err().to_string();
+    assert!(err.contains("unknown split 'valid'") && err.contains("train, val"), "{err}");
 }
 
 #[test]
@@ -165,7 +216,7 @@ fn missing_and_empty_datasets_are_clear_errors() {
 fn the_dataset_augments_training_samples_and_names_corrupt_files() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("food");
-    synth(&root, SynthLayout::Food101, 2, 2, 2, 48);
+    synth(&root, Layout::Food101, 2, 2, 2, 48);
     let transform = ClsTransform::new(Augment::Inception, 40, 1.15, 0.0, false).unwrap();
     let train = ClsDataset::new(open(&root, Layout::Auto, Split::Train, 0.1, 0).unwrap(), transform.clone());
     let val = ClsDataset::new(open(&root, Layout::Auto, Split::Val, 0.1, 0).unwrap(), transform);
@@ -186,7 +237,7 @@ fn the_dataset_augments_training_samples_and_names_corrupt_files() {
 fn inception_loading_throughput() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("food");
-    synth(&root, SynthLayout::Food101, 4, 16, 0, 128);
+    synth(&root, Layout::Food101, 4, 16, 0, 128);
     let set = open(&root, Layout::Food101, Split::Train, 0.1, 0).unwrap();
     let dataset = ClsDataset::new(set, ClsTransform::new(Augment::Inception, 224, 256.0 / 224.0, 0.0, false).unwrap());
     let start = std::time::Instant::now();

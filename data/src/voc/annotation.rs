@@ -1,19 +1,26 @@
-//! Reading one PASCAL VOC annotation file (`Annotations/<id>.xml`) with quick-xml's event reader.
+//! Reading and writing one PASCAL VOC annotation file (`Annotations/<id>.xml`); the reader uses quick-xml's
+//! event reader, the writer ([`VocAnnotation::to_xml`], [`write_annotation`]) emits VOC's own layout.
 //!
-//! Only the fields detection needs are kept: `filename`, `size/{width,height,depth}` and, for each
-//! `object` directly under the root, `name`, `pose`, `truncated`, `difficult` and
-//! `bndbox/{xmin,ymin,xmax,ymax}`. Everything else is tolerated and ignored: `folder`, `path` (often a
-//! Windows path in third-party files), `source`, `owner`, `segmented`, and inside objects `occluded`,
-//! `actions`, `point` and the `part`s of VOC's person layout — a `part` has its own `name` and `bndbox`,
-//! which are never mistaken for the object's because only direct children of `object` are read.
+//! Only the fields detection needs are kept: `folder`, `filename`, `source/database`,
+//! `size/{width,height,depth}`, `segmented` and, for each `object` directly under the root, `name`, `pose`,
+//! `truncated`, `difficult` and `bndbox/{xmin,ymin,xmax,ymax}`. Everything else is tolerated and ignored:
+//! `path` (often a Windows path in third-party files), the rest of `source`, `owner`, and inside objects
+//! `occluded`, `actions`, `point` and the `part`s of VOC's person layout — a `part` has its own `name` and
+//! `bndbox`, which are never mistaken for the object's because only direct children of `object` are read.
 //!
 //! Coordinates are parsed as `f32` ("12" and "12.0" both read as 12) and left in VOC's 1-based
 //! inclusive convention here; the dataset converts them with `BBox::from_voc`. Errors name the file and,
 //! for a bad object, its number (1-based, in file order) and class name.
+//!
+//! The writer gives what the reader reads back: text is XML-escaped, numbers are written the way VOC
+//! writes them (`12` for an integral value, `12.5` otherwise, always the shortest form that reads back
+//! to the same `f32`).
 
 use anyhow::{anyhow, bail, Context, Result};
+use quick_xml::escape::escape;
 use quick_xml::events::Event;
 use quick_xml::Reader;
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// One `object` of an annotation, coordinates as written (VOC: 1-based, inclusive).
@@ -27,16 +34,111 @@ pub struct VocObject {
     pub bndbox: [f32; 4],
 }
 
+impl VocObject {
+    /// An object of class `name` with box `bndbox` (VOC coordinates), pose `Unspecified`, neither truncated
+    /// nor difficult.
+    pub fn new(name: impl Into<String>, bndbox: [f32; 4]) -> Self {
+        VocObject { name: name.into(), pose: "Unspecified".into(), truncated: false, difficult: false, bndbox }
+    }
+}
+
 /// The parsed content of one annotation file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VocAnnotation {
+    /// The `folder` field, e.g. `VOC2007` (empty when absent).
+    pub folder: String,
     /// The `filename` field (empty when absent).
     pub filename: String,
+    /// The `source/database` field, e.g. `The VOC2007 Database` (empty when absent).
+    pub database: String,
     pub width: u32,
     pub height: u32,
     /// The `depth` field (3 when absent).
     pub depth: u32,
+    /// The `segmented` field: whether the image has a segmentation mask (false when absent).
+    pub segmented: bool,
     pub objects: Vec<VocObject>,
+}
+
+impl VocAnnotation {
+    /// An annotation of the `width`×`height` RGB image `filename` with no objects; `folder` and `database`
+    /// empty, not segmented.
+    pub fn new(filename: impl Into<String>, width: u32, height: u32) -> Self {
+        VocAnnotation {
+            folder: String::new(),
+            filename: filename.into(),
+            database: String::new(),
+            width,
+            height,
+            depth: 3,
+            segmented: false,
+            objects: Vec::new(),
+        }
+    }
+
+    /// The annotation as a PASCAL VOC XML document (tab-indented, newline-terminated), in VOC's element
+    /// order: folder, filename, source/database, size, segmented, then the objects. [`parse_annotation`]
+    /// reads it back unchanged, provided the coordinates are finite.
+    pub fn to_xml(&self) -> String {
+        let mut x = String::from("<annotation>\n");
+        element(&mut x, 1, "folder", &self.folder);
+        element(&mut x, 1, "filename", &self.filename);
+        x.push_str("\t<source>\n");
+        element(&mut x, 2, "database", &self.database);
+        x.push_str("\t</source>\n\t<size>\n");
+        for (tag, value) in [("width", self.width), ("height", self.height), ("depth", self.depth)] {
+            element(&mut x, 2, tag, &value.to_string());
+        }
+        x.push_str("\t</size>\n");
+        element(&mut x, 1, "segmented", flag(self.segmented));
+        for o in &self.objects {
+            object_xml(&mut x, o);
+        }
+        x.push_str("</annotation>\n");
+        x
+    }
+}
+
+/// Writes `annotation` to `path` as VOC XML ([`VocAnnotation::to_xml`]). A non-finite coordinate (which
+/// the reader would refuse) and a failed write are errors naming the file.
+pub fn write_annotation(path: &Path, annotation: &VocAnnotation) -> Result<()> {
+    for (i, o) in annotation.objects.iter().enumerate() {
+        if let Some(v) = o.bndbox.iter().find(|v| !v.is_finite()) {
+            bail!("cannot write annotation '{}': object #{} '{}' has coordinate {v}", path.display(), i + 1, o.name);
+        }
+    }
+    std::fs::write(path, annotation.to_xml()).with_context(|| format!("cannot write annotation '{}'", path.display()))
+}
+
+/// Appends `<tag>value</tag>` (value escaped) on its own line, indented by `depth` tabs.
+fn element(x: &mut String, depth: usize, tag: &str, value: &str) {
+    let _ = writeln!(x, "{}<{tag}>{}</{tag}>", "\t".repeat(depth), escape(value));
+}
+
+/// A flag as VOC writes it: `1` or `0`.
+fn flag(value: bool) -> &'static str {
+    if value { "1" } else { "0" }
+}
+
+/// A coordinate as VOC writes it: an integer when integral (`12`), else the shortest decimal that reads
+/// back to the same `f32` (`12.5`).
+fn number(value: f32) -> String {
+    // Rust's `Display` for floats already prints 12.0 as "12"; only −0 needs care.
+    if value == 0.0 { "0".into() } else { value.to_string() }
+}
+
+/// Appends one `<object>` element.
+fn object_xml(x: &mut String, o: &VocObject) {
+    x.push_str("\t<object>\n");
+    element(x, 2, "name", &o.name);
+    element(x, 2, "pose", &o.pose);
+    element(x, 2, "truncated", flag(o.truncated));
+    element(x, 2, "difficult", flag(o.difficult));
+    x.push_str("\t\t<bndbox>\n");
+    for (tag, value) in COORDS.iter().zip(o.bndbox) {
+        element(x, 3, tag, &number(value));
+    }
+    x.push_str("\t\t</bndbox>\n\t</object>\n");
 }
 
 /// Reads and parses `path`; every error names the file.
@@ -99,7 +201,7 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
     // Element names from the root down to the current one.
     let mut path: Vec<String> = Vec::new();
     let mut saw_root = false;
-    let (mut filename, mut width, mut height, mut depth) = (None, None, None, None);
+    let mut header = Header::default();
     let mut objects = Vec::new();
     let mut current: Option<PartialObject> = None;
     loop {
@@ -130,11 +232,11 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
             Event::Text(text) => {
                 // A stray '&' (Windows paths, free-text fields) is kept as written rather than refused.
                 let value = text.unescape().map(|v| v.into_owned()).unwrap_or_else(|_| String::from_utf8_lossy(&text).into_owned());
-                store(&path[..], value.trim(), &mut current, &mut filename, &mut width, &mut height, &mut depth);
+                store(&path[..], value.trim(), &mut current, &mut header);
             }
             Event::CData(data) => {
                 let value = data.decode().map_err(|e| anyhow!("malformed XML: {e}"))?;
-                store(&path[..], value.trim(), &mut current, &mut filename, &mut width, &mut height, &mut depth);
+                store(&path[..], value.trim(), &mut current, &mut header);
             }
             Event::Eof => break,
             _ => {}
@@ -154,32 +256,49 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
         }
         Ok(v as u32)
     };
-    let width = size_field("width", width)?;
-    let height = size_field("height", height)?;
-    let depth = depth.and_then(|d| d.parse::<f32>().ok()).map_or(3, |d| d as u32);
-    Ok(VocAnnotation { filename: filename.unwrap_or_default(), width, height, depth, objects })
+    let width = size_field("width", header.width)?;
+    let height = size_field("height", header.height)?;
+    let depth = header.depth.and_then(|d| d.parse::<f32>().ok()).map_or(3, |d| d as u32);
+    let segmented = header.segmented.and_then(|d| d.parse::<f32>().ok()).is_some_and(|d| d != 0.0);
+    Ok(VocAnnotation {
+        folder: header.folder.unwrap_or_default(),
+        filename: header.filename.unwrap_or_default(),
+        database: header.database.unwrap_or_default(),
+        width,
+        height,
+        depth,
+        segmented,
+        objects,
+    })
+}
+
+/// The fields outside objects, as read (text, not yet checked).
+#[derive(Default)]
+struct Header {
+    folder: Option<String>,
+    filename: Option<String>,
+    database: Option<String>,
+    width: Option<String>,
+    height: Option<String>,
+    depth: Option<String>,
+    segmented: Option<String>,
 }
 
 /// Stores the text of the element at `path` if it is a field we keep.
-fn store(
-    path: &[String],
-    value: &str,
-    object: &mut Option<PartialObject>,
-    filename: &mut Option<String>,
-    width: &mut Option<String>,
-    height: &mut Option<String>,
-    depth: &mut Option<String>,
-) {
+fn store(path: &[String], value: &str, object: &mut Option<PartialObject>, header: &mut Header) {
     if value.is_empty() || path.len() < 2 {
         return;
     }
     let set = |slot: &mut Option<String>| *slot = Some(value.to_string());
     let rest: Vec<&str> = path[1..].iter().map(String::as_str).collect();
     match rest.as_slice() {
-        ["filename"] => set(filename),
-        ["size", "width"] => set(width),
-        ["size", "height"] => set(height),
-        ["size", "depth"] => set(depth),
+        ["folder"] => set(&mut header.folder),
+        ["filename"] => set(&mut header.filename),
+        ["source", "database"] => set(&mut header.database),
+        ["size", "width"] => set(&mut header.width),
+        ["size", "height"] => set(&mut header.height),
+        ["size", "depth"] => set(&mut header.depth),
+        ["segmented"] => set(&mut header.segmented),
         ["object", field] | ["object", "bndbox", field] => {
             let Some(o) = object.as_mut() else { return };
             let in_box = rest.len() == 3;
@@ -245,6 +364,7 @@ mod tests {
         assert_eq!(p.pose, "Left");
         assert!(p.truncated && !p.difficult);
         assert_eq!(p.bndbox, [12.0, 20.0, 250.5, 370.0], "the object's box, not a part's");
+        assert_eq!((a.folder.as_str(), a.database.as_str(), a.segmented), ("JPEGImages", "Unknown", false));
         let d = &a.objects[1];
         assert_eq!(d.name, "dog & co");
         assert_eq!(d.pose, "Unspecified");
@@ -268,6 +388,50 @@ mod tests {
         let e = err("<annotation><size><width>5</width>");
         assert!(e.contains("malformed XML"), "{e}");
         assert!(err("").contains("no <annotation>"));
+    }
+
+    /// An annotation using every field the writer emits: escaped text, flags, fractional coordinates.
+    fn full_annotation() -> VocAnnotation {
+        let mut a = VocAnnotation::new("a&b <1>.jpg", 500, 375);
+        a.folder = "VOC2007".into();
+        a.database = "Tom's \"shapes\" database".into();
+        a.segmented = true;
+        let mut dog = VocObject::new("dog & co", [12.0, 20.0, 250.5, 370.25]);
+        (dog.pose, dog.difficult) = ("Left".into(), true);
+        let mut person = VocObject::new("person<1>", [1.0, 2.0, 3.0, 4.0]);
+        person.truncated = true;
+        a.objects = vec![dog, person, VocObject::new("cat", [0.1, 1e-3, 499.99, 375.0])];
+        a
+    }
+
+    #[test]
+    fn written_annotations_read_back_unchanged() {
+        let a = full_annotation();
+        let xml = a.to_xml();
+        assert_eq!(parse_annotation(&xml).unwrap(), a, "{xml}");
+        assert!(xml.contains("<name>dog &amp; co</name>") && xml.contains("<name>person&lt;1&gt;</name>"), "{xml}");
+        assert!(xml.contains("<xmin>12</xmin>") && xml.contains("<xmax>250.5</xmax>"), "integers stay integers: {xml}");
+        assert!(xml.contains("<difficult>1</difficult>") && xml.contains("<segmented>1</segmented>"), "{xml}");
+        let order = ["<folder>", "<filename>", "<source>", "<database>", "<size>", "<width>", "<segmented>"];
+        let order = order.iter().chain(&["<object>"]);
+        let at: Vec<usize> = order.map(|tag| xml.find(tag).unwrap_or_else(|| panic!("no {tag}"))).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "VOC's element order: {xml}");
+        let bare = VocAnnotation::new("x.jpg", 64, 48);
+        assert_eq!(parse_annotation(&bare.to_xml()).unwrap(), bare, "empty fields and no objects");
+    }
+
+    #[test]
+    fn write_annotation_round_trips_and_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000007.xml");
+        write_annotation(&path, &full_annotation()).unwrap();
+        assert_eq!(read_annotation(&path).unwrap(), full_annotation());
+        let e = format!("{:#}", write_annotation(&dir.path().join("gone/1.xml"), &full_annotation()).unwrap_err());
+        assert!(e.contains("gone/1.xml"), "{e}");
+        let mut bad = full_annotation();
+        bad.objects[1].bndbox[2] = f32::NAN;
+        let e = format!("{:#}", write_annotation(&path, &bad).unwrap_err());
+        assert!(e.contains("000007.xml") && e.contains("object #2 'person<1>'") && e.contains("NaN"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! and `ImageSets/Main/<split>.txt`; several roots combine into one dataset (VOC2007 + VOC2012 trainval),
 //! each image known by its root and id, so equal ids in two roots stay two images.
 //!
-//! * [`annotation`]: parsing one XML file (tolerant of third-party extra fields, VOC's `part`s);
+//! * [`annotation`]: reading one XML file (tolerant of third-party extra fields, VOC's `part`s) and writing one;
 //! * [`dataset`]: [`VocDataset::open`] — the images of a split with their boxes, and the [`Problem`]s met;
 //! * [`check`]: the whole-dataset audit behind `check` (counts per class and split, every problem);
 //! * [`augment`]: ssd.pytorch's `SSDAugmentation` (photometric distortion, zoom out, IoU-constrained crop,
@@ -29,7 +29,7 @@ pub mod check;
 pub mod dataset;
 pub mod det;
 
-pub use annotation::{parse_annotation, read_annotation, VocAnnotation, VocObject};
+pub use annotation::{parse_annotation, read_annotation, write_annotation, VocAnnotation, VocObject};
 pub use augment::{Annotated, SsdAugment};
 pub use check::{check, CheckReport};
 pub use dataset::{Problem, ProblemKind, VocBox, VocDataset, VocRecord};

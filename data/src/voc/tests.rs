@@ -15,15 +15,16 @@ fn classes(names: &[&str]) -> Vec<String> {
 
 /// Annotation text for a `w`×`h` image with `(class, [xmin, ymin, xmax, ymax], difficult)` objects.
 fn xml(w: u32, h: u32, objects: &[(&str, [i32; 4], bool)]) -> String {
-    let mut s = format!("<annotation><filename>x.jpg</filename><size><width>{w}</width><height>{h}</height><depth>3</depth></size>");
-    for (name, b, difficult) in objects {
-        s += &format!(
-            "<object><name>{name}</name><pose>Left</pose><truncated>0</truncated><difficult>{}</difficult>\
-             <bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax></bndbox></object>",
-            *difficult as u8, b[0], b[1], b[2], b[3]
-        );
-    }
-    s + "</annotation>"
+    let mut a = VocAnnotation::new("x.jpg", w, h);
+    a.objects = objects
+        .iter()
+        .map(|&(name, b, difficult)| VocObject {
+            pose: "Left".into(),
+            difficult,
+            ..VocObject::new(name, b.map(|v| v as f32))
+        })
+        .collect();
+    a.to_xml()
 }
 
 /// A VOC2007-style root: each entry an id, its annotation text (None: no XML) and whether a JPEG exists.
