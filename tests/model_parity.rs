@@ -198,6 +198,63 @@ fn bias_loss_value_weights_and_gradient_match_pytorch() {
     }
 }
 
+/// Logits, features and targets of a batch of `n` whose per-sample feature scales run from `low` to `high`.
+fn scaled_loss_inputs(n: i64, low: f64, high: f64) -> (Tensor, Tensor, Tensor) {
+    let logits = Tensor::randn([n, 10], (Kind::Float, Device::Cpu)) * 2.0;
+    let scale = Tensor::linspace(low, high, n, (Kind::Float, Device::Cpu)).view([n, 1, 1, 1]);
+    let features = Tensor::randn([n, 16, 4, 4], (Kind::Float, Device::Cpu)) * scale;
+    let targets = Tensor::randint(10, [n], (Kind::Int64, Device::Cpu));
+    (logits, features, targets)
+}
+
+#[test]
+fn release_bias_loss_matches_the_authors_formula_over_two_batches() {
+    // The second batch's variances all lie above the first's minimum, so it is scaled against the
+    // running minimum (scaled values above 1): the state carried from batch to batch is compared too.
+    // alpha ≠ beta, so exchanging their roles (rate / offset) would show.
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(13);
+    let batches = [scaled_loss_inputs(8, 0.2, 3.0), scaled_loss_inputs(8, 1.0, 2.5)];
+    let scaling = VarianceScaling::Release;
+    let config = LossConfig { scaling, clamp: false, alpha: 0.2, beta: 0.5, ..Default::default() };
+    let mut loss = Loss::new(config).unwrap();
+    let mut their_min: Option<f64> = None;
+    for (step, (logits, features, targets)) in batches.iter().enumerate() {
+        let input = dir.path().join(format!("in{step}.safetensors"));
+        let named = [
+            ("logits".to_string(), logits.shallow_clone()),
+            ("features".to_string(), features.shallow_clone()),
+            ("targets".to_string(), targets.shallow_clone()),
+        ];
+        tensors::write_safetensors(&input, &named, &BTreeMap::new()).unwrap();
+        let out = dir.path().join(format!("out{step}.safetensors"));
+        let mut args = vec!["bias-loss", "--input", path_str(&input), "--out", path_str(&out)];
+        args.extend(["--mode", "release", "--no-clamp", "--alpha", "0.2", "--beta", "0.5"]);
+        let min_arg = their_min.map(|g| g.to_string());
+        if let Some(g) = &min_arg {
+            args.extend(["--global-min", g.as_str()]);
+        }
+        common::reference(&args);
+        let (theirs, _) = tensors::read_safetensors(&out).unwrap();
+        let before = loss.global_min;
+        let (value, grad, weights) = ours(&mut loss, logits, features, targets);
+        let weights = weights.unwrap();
+        let their_value = f64::try_from(get(&theirs, "loss")).unwrap();
+        assert!((value - their_value).abs() < 1e-5, "batch {step}: {value} vs {their_value}");
+        let diff = max_abs_diff(&weights, &get(&theirs, "weights"));
+        assert!(diff < 1e-5, "batch {step}: weights differ by {diff}");
+        assert!(max_abs_diff(&grad, &get(&theirs, "grad")) < 1e-6, "gradient, batch {step}");
+        their_min = Some(f64::try_from(get(&theirs, "global_min")).unwrap());
+        assert_eq!(loss.global_min, their_min, "running minimum after batch {step}");
+        if step == 1 {
+            assert_eq!(before, loss.global_min, "the second batch keeps the first batch's minimum");
+            let w: Vec<f64> = Vec::<f64>::try_from(&weights.to_kind(Kind::Double)).unwrap();
+            let top = w.iter().cloned().fold(f64::MIN, f64::max);
+            assert!(top > 0.5f64.exp() - 0.8 + 1e-3, "scaled variance above 1 at the batch maximum: {w:?}");
+        }
+    }
+}
+
 #[test]
 fn ce_focal_and_label_smoothing_match_pytorch() {
     let dir = tempfile::tempdir().unwrap();

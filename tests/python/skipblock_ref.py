@@ -16,7 +16,7 @@ Command line (run with ``--help`` on any subcommand for details):
     stats       [--classes N] [--size S]
     forward     --weights W.safetensors --input X.safetensors --out OUT.safetensors --classes N
     bias-loss   --input IN.safetensors --out OUT.safetensors [--alpha A] [--beta B]
-                [--no-clamp] [--mode local|global] [--global-min G]
+                [--no-clamp] [--mode local|global|release] [--global-min G]
     other-loss  --input IN.safetensors --out OUT.safetensors --kind ce|focal|ls [--gamma G] [--eps E]
     save-pth    --weights W.safetensors --out X.pth --classes N
 """
@@ -277,6 +277,36 @@ def _normalise(v, lo, hi):
     return (v - lo) / rng
 
 
+RELEASE_INITIAL_MIN = 100000.0
+
+
+def release_weights(var, running_min, alpha, beta):
+    """The authors' public release, transcribed (its BiasLoss.norm_global and forward):
+
+        min = tensor.clone().min(); max = tensor.clone().max()
+        if min < self.global_min: self.global_min = min          # global_min starts at 100000
+        normalised = ((tensor - self.global_min) / (max - min))
+        weights = ((torch.exp(normalised * self.beta) - 1.) / 1.) + self.alpha
+
+    with ``tensor`` the unbiased per-sample variances and no clamp.  ``running_min`` is the release's
+    global_min before this batch (None: its initial 100000).  One addition, as in SPEC §1: a zero batch
+    range (max == min), where the release divides by zero, gives normalised = 0, i.e. weights = alpha.
+
+    Returns (weights, new running minimum as a Python float)."""
+    g = torch.as_tensor(RELEASE_INITIAL_MIN if running_min is None else running_min, dtype=var.dtype)
+    batch_min = var.clone().min()
+    batch_max = var.clone().max()
+    if batch_min < g:
+        g = batch_min
+    rng = batch_max - batch_min
+    if bool(torch.isfinite(rng)) and float(rng) > 0.0:
+        normalised = (var - g) / rng
+    else:
+        normalised = torch.zeros_like(var)
+    weights = ((torch.exp(normalised * beta) - 1.) / 1.) + alpha
+    return weights, float(g)
+
+
 def bias_loss(logits, features, targets, alpha=0.3, beta=0.3, clamp=(0.5, 1.5),
               mode="local", global_min=None):
     """Bias loss (SPEC §1): mean_i z(v_i) * CE(logits_i, y_i), z(v) = exp(alpha*v) - beta.
@@ -286,11 +316,14 @@ def bias_loss(logits, features, targets, alpha=0.3, beta=0.3, clamp=(0.5, 1.5),
       * mode="local":  (v - min_batch) / (max_batch - min_batch)
       * mode="global": (v - g) / (max_batch - g), g = min(global_min, min_batch); pass
         global_min=None on the first batch.
+      * mode="release": the authors' release (``release_weights``): (v - g) / (max_batch - min_batch),
+        g as in "global" but starting from 100000, and z = exp(beta*v) - 1 + alpha (alpha and
+        beta swapped with respect to the paper), never clamped (``clamp`` must be None).
     A zero or non-finite range (batch of one, identical samples) gives every normalised
-    variance 0, i.e. z = 1 - beta before clamping.  z is clamped to ``clamp`` unless it is None.
+    variance 0, i.e. z = 1 - beta before clamping (alpha in release mode).  z is clamped to ``clamp`` unless it is None.
 
-    Returns (loss, weights) in local mode and (loss, weights, new_global_min) in global mode,
-    new_global_min being a Python float.  ``weights`` (the z values) carry no gradient.
+    Returns (loss, weights) in local mode and (loss, weights, new_global_min) in global and release
+    modes, new_global_min being a Python float.  ``weights`` (the z values) carry no gradient.
     """
     with torch.no_grad():
         feats = features.detach().reshape(features.shape[0], -1)
@@ -298,7 +331,12 @@ def bias_loss(logits, features, targets, alpha=0.3, beta=0.3, clamp=(0.5, 1.5),
         batch_min = var.min()
         batch_max = var.max()
         new_global_min = None
-        if mode == "local":
+        if mode == "release":
+            if clamp is not None:
+                raise ValueError("the release never clamps: pass clamp=None (--no-clamp)")
+            vn = None
+            weights, new_global_min = release_weights(var, global_min, alpha, beta)
+        elif mode == "local":
             vn = _normalise(var, batch_min, batch_max)
         elif mode == "global":
             if global_min is None:
@@ -310,14 +348,15 @@ def bias_loss(logits, features, targets, alpha=0.3, beta=0.3, clamp=(0.5, 1.5),
             new_global_min = float(g)
             vn = _normalise(var, g, batch_max)
         else:
-            raise ValueError("mode must be 'local' or 'global'")
-        weights = torch.exp(alpha * vn) - beta
+            raise ValueError("mode must be 'local', 'global' or 'release'")
+        if vn is not None:
+            weights = torch.exp(alpha * vn) - beta
         if clamp is not None:
             weights = weights.clamp(clamp[0], clamp[1])
         weights = weights.to(logits.dtype)
     ce = F.cross_entropy(logits, targets, reduction="none")
     loss = (weights * ce).mean()
-    if mode == "global":
+    if mode in ("global", "release"):
         return loss, weights, new_global_min
     return loss, weights
 
@@ -528,7 +567,7 @@ def _cmd_bias_loss(args):
     loss, weights = res[0], res[1]
     loss.backward()
     out = {"loss": loss.detach(), "weights": weights.detach(), "grad": logits.grad.detach()}
-    if args.mode == "global":
+    if args.mode in ("global", "release"):
         out["global_min"] = torch.tensor(res[2], dtype=features.dtype)
     save_safetensors(out, args.out)
 
@@ -583,9 +622,10 @@ def main(argv=None):
     s.add_argument("--alpha", type=float, default=0.3)
     s.add_argument("--beta", type=float, default=0.3)
     s.add_argument("--no-clamp", action="store_true")
-    s.add_argument("--mode", choices=["local", "global"], default="local")
+    s.add_argument("--mode", choices=["local", "global", "release"], default="local")
     s.add_argument("--global-min", type=float, default=None,
-                   help="global mode: smallest batch minimum seen so far (omit on first batch)")
+                   help="global/release mode: running minimum before this batch (omit on the first "
+                        "batch: global starts from the batch minimum, release from 100000)")
     s.set_defaults(fn=_cmd_bias_loss)
 
     s = sub.add_parser("other-loss", help="ce / focal / label-smoothing loss and gradient")

@@ -38,15 +38,18 @@ impl std::str::FromStr for LossKind {
 #[serde(deny_unknown_fields, default)]
 pub struct LossConfig {
     pub kind: LossKind,
-    /// Bias loss: z(v) = exp(alpha·v) − beta.
+    /// Bias loss: z(v) = exp(alpha·v) − beta (paper eq. 6); with `release` scaling the authors' release
+    /// formula exp(beta·v) − 1 + alpha (see [`bias`]).
     pub alpha: f64,
     pub beta: f64,
-    /// Bias loss: clamp z to [clamp_min, clamp_max] (on in all the paper's experiments).
+    /// Bias loss: clamp z to [clamp_min, clamp_max] (on in all the paper's experiments; must be off with
+    /// `release` scaling, as in the authors' release).
     pub clamp: bool,
     pub clamp_min: f64,
     pub clamp_max: f64,
-    /// Bias loss: min–max scaling of the variances per batch (`local`) or against the smallest batch
-    /// minimum seen so far (`global`).
+    /// Bias loss: scaling of the variances v before z, with the batch minimum m and maximum M and the
+    /// smallest batch minimum seen so far g (this batch included): `local` (v − m)/(M − m), `global`
+    /// (v − g)/(M − g), `release` (v − g)/(M − m) with the release's z (see [`bias`]).
     pub scaling: VarianceScaling,
     /// Focal loss exponent.
     pub gamma: f64,
@@ -77,11 +80,12 @@ pub struct LossOutput {
     pub weights: Option<Tensor>,
 }
 
-/// A configured loss, with the running state of the bias loss's `global` scaling.
+/// A configured loss, with the running state of the bias loss's `global` and `release` scalings.
 #[derive(Debug, Clone)]
 pub struct Loss {
     pub config: LossConfig,
-    /// Smallest batch minimum of the variances seen so far (`global` scaling only).
+    /// The running minimum g of the variances (`global` and `release` scalings; see [`bias`]), None
+    /// before the first batch.
     pub global_min: Option<f64>,
 }
 
@@ -95,6 +99,9 @@ impl Loss {
         }
         if config.gamma < 0.0 {
             bail!("loss: gamma must be >= 0, got {}", config.gamma);
+        }
+        if config.kind == LossKind::Bias && config.scaling == VarianceScaling::Release && config.clamp {
+            bail!("loss: scaling 'release' reproduces the authors' release, which never clamps z: set clamp = false");
         }
         Ok(Loss { config, global_min: None })
     }
@@ -134,7 +141,7 @@ impl Loss {
         })
     }
 
-    /// The running state to carry across `--resume` (the `global` scaling's minimum).
+    /// The running state to carry across `--resume` (the running minimum of `global`/`release` scaling).
     pub fn state(&self) -> std::collections::BTreeMap<String, String> {
         self.global_min.map(|g| std::collections::BTreeMap::from([("loss_global_min".to_string(), g.to_string())])).unwrap_or_default()
     }
@@ -143,11 +150,12 @@ impl Loss {
         self.global_min = state.get("loss_global_min").and_then(|v| v.parse().ok());
     }
 
-    /// The bias loss's per-sample weights z(v_i) (detached), updating the `global` minimum.
+    /// The bias loss's per-sample weights z(v_i) (detached), updating the running minimum of the
+    /// `global` and `release` scalings.
     pub fn sample_weights(&mut self, features: &Tensor) -> Result<Tensor> {
         let (weights, batch_min) = bias_weights(features, &self.config, self.global_min)?;
-        if self.config.scaling == VarianceScaling::Global {
-            self.global_min = Some(self.global_min.map_or(batch_min, |g| g.min(batch_min)));
+        if let Some(g) = self.config.scaling.running_min(self.global_min, batch_min) {
+            self.global_min = Some(g);
         }
         Ok(weights)
     }

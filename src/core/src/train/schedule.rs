@@ -1,7 +1,15 @@
-//! Learning-rate schedules, evaluated per iteration from the epoch position (fractional epochs), so a
-//! resumed run continues on exactly the same curve: linear warm-up from `warmup_lr`, then constant,
-//! multi-step (× gamma at each milestone epoch), exponential (× gamma every `step_epochs`, e.g. ×0.97
-//! every 2.4 epochs, applied in steps as TF's staircase decay) or cosine annealing to `min_lr`.
+//! Learning-rate schedules, evaluated per iteration from the epoch position t (fractional epochs from
+//! the start of training), so a resumed run continues on exactly the same curve.
+//!
+//! An optional linear warm-up from `warmup_lr` to the base rate covers `t < warmup_epochs`; after it:
+//! - constant: the base rate;
+//! - multi-step: × gamma at each milestone epoch (milestones counted from t = 0);
+//! - exponential: `base · gamma^floor(t / step_epochs)`, e.g. ×0.97 every 2.4 epochs. As in TF's
+//!   `exponential_decay(lr, global_step, decay_steps, rate, staircase=True)`, the steps are counted from
+//!   t = 0, warm-up included: the warm-up only overrides the rate of its first epochs, so with a 3-epoch
+//!   warm-up and steps of 2.4 epochs the rate at t = 3 is already base·0.97;
+//! - cosine: annealing from the base rate to `min_lr` over `t_max_epochs` (or the rest of the run),
+//!   measured from the end of the warm-up, then held at `min_lr`.
 
 use crate::recipe::{ScheduleKind, ScheduleSection};
 
@@ -31,7 +39,8 @@ impl Schedule {
                 self.base_lr * c.gamma.powi(passed as i32)
             }
             ScheduleKind::Exponential => {
-                let steps = (after / c.step_epochs.max(1e-9)).floor();
+                // Staircase steps counted from t = 0 (not from the end of the warm-up), as in TF.
+                let steps = (t.max(0.0) / c.step_epochs.max(1e-9)).floor();
                 self.base_lr * c.gamma.powf(steps)
             }
             ScheduleKind::Cosine => {
@@ -58,18 +67,31 @@ mod tests {
 
     #[test]
     fn paper_imagenet_schedule() {
-        // Warm-up 1e-6 → 0.032 over 3 epochs, then ×0.97 every 2.4 epochs.
-        let s = Schedule::new(
-            &ScheduleSection { kind: ScheduleKind::Exponential, warmup_epochs: 3.0, warmup_lr: 1e-6, gamma: 0.97, step_epochs: 2.4, ..Default::default() },
-            0.032,
-            350,
-        );
-        assert!((s.lr_at(0.0) - 1e-6).abs() < 1e-12);
+        // Warm-up 1e-6 → 0.032 over 3 epochs; ×0.97 every 2.4 epochs counted from epoch 0 (TF staircase
+        // decay of the global step), so the warm-up hides the first step and t = 3 is already one step in.
+        let section = ScheduleSection {
+            kind: ScheduleKind::Exponential,
+            warmup_epochs: 3.0,
+            warmup_lr: 1e-6,
+            gamma: 0.97,
+            step_epochs: 2.4,
+            ..Default::default()
+        };
+        let s = Schedule::new(&section, 0.032, 350);
+        let close = |t: f64, lr: f64| assert!((s.lr_at(t) - lr).abs() < 1e-12, "t={t}: {} vs {lr}", s.lr_at(t));
+        close(0.0, 1e-6);
         assert!((s.lr_at(1.5) - (1e-6 + (0.032 - 1e-6) / 2.0)).abs() < 1e-9);
-        assert!((s.lr_at(3.0) - 0.032).abs() < 1e-12);
-        assert!((s.lr_at(5.3) - 0.032).abs() < 1e-12);
-        assert!((s.lr_at(5.5) - 0.032 * 0.97).abs() < 1e-12);
-        assert!((s.lr_at(3.0 + 24.0) - 0.032 * 0.97f64.powi(10)).abs() < 1e-12);
+        close(2.9999, 1e-6 + (0.032 - 1e-6) * 2.9999 / 3.0);
+        close(3.0, 0.032 * 0.97);
+        close(4.7, 0.032 * 0.97);
+        close(4.8, 0.032 * 0.97f64.powi(2));
+        close(5.3, 0.032 * 0.97f64.powi(2));
+        close(7.2, 0.032 * 0.97f64.powi(3));
+        close(24.0, 0.032 * 0.97f64.powi(10));
+        close(3.0 + 24.0, 0.032 * 0.97f64.powi(11));
+        // Per iteration: epoch 4 of 10 iterations, iteration 8 is t = 4.8, the second step.
+        assert!((s.lr(4, 7, 10) - 0.032 * 0.97).abs() < 1e-12);
+        assert!((s.lr(4, 8, 10) - 0.032 * 0.97f64.powi(2)).abs() < 1e-12);
     }
 
     #[test]
