@@ -14,11 +14,18 @@ build: setup
 demo: setup
 	@scripts/demo.sh
 
-# The whole suite, with OpenCV (default features), then the headless build (no OpenCV).
+# The whole suite: formatting, lints (warnings are errors) and tests, with OpenCV (default features), then
+# the headless build (no OpenCV). Lints use the release profile so dependencies are not built twice.
+CLIPPY := cargo clippy --release --workspace --all-targets
 test: setup
+	cargo fmt --all --check
+	$(CLIPPY) -- -D warnings
 	cargo test --release --workspace
+	$(CLIPPY) --no-default-features -- -D warnings
 	cargo test --release --workspace --no-default-features
 
 test-headless:
 	SKIPBLOCK_NO_OPENCV=1 scripts/setup.sh
+	cargo fmt --all --check
+	$(CLIPPY) --no-default-features -- -D warnings
 	cargo test --release --workspace --no-default-features

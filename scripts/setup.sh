@@ -13,6 +13,15 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo not found: install Rust (https://rustup.rs) first"
+# `make test` checks formatting and lints: rustfmt and clippy (rustup components).
+for tool in fmt clippy; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    component=$([ "$tool" = fmt ] && echo rustfmt || echo clippy)
+    command -v rustup >/dev/null || die "cargo $tool not found: install the $component component"
+    say "installing the $component component"
+    rustup component add "$component" || die "rustup component add $component failed"
+  fi
+done
 PYTHON=${PYTHON:-python3}
 command -v "$PYTHON" >/dev/null || die "python3 not found: install Python 3 (apt-get install python3 python3-venv)"
 

@@ -12,8 +12,22 @@ fn synth(out: &Path, layout: &str, classes: usize, train: usize, test: usize, se
 
 fn synth_sized(out: &Path, layout: &str, classes: usize, train: usize, test: usize, seed: u64, size: u32) {
     let (ok, _, stderr) = run(&[
-        "data", "synth-cls", "--out", path_str(out), "--layout", layout, "--classes", &classes.to_string(),
-        "--train", &train.to_string(), "--test", &test.to_string(), "--size", &size.to_string(), "--seed", &seed.to_string(),
+        "data",
+        "synth-cls",
+        "--out",
+        path_str(out),
+        "--layout",
+        layout,
+        "--classes",
+        &classes.to_string(),
+        "--train",
+        &train.to_string(),
+        "--test",
+        &test.to_string(),
+        "--size",
+        &size.to_string(),
+        "--seed",
+        &seed.to_string(),
     ]);
     assert!(ok, "{stderr}");
 }
@@ -33,8 +47,18 @@ fn last_top1(run_dir: &Path) -> f64 {
 /// `classify train` on the synthetic recipe (96×96 inputs unless `extra` says otherwise).
 fn train(data: &Path, runs: &Path, name: &str, extra: &[&str]) -> (bool, String) {
     let mut args = vec![
-        "--seed", "3", "classify", "train", "--config", "configs/synthetic-food101.toml", "--data", path_str(data),
-        "--runs-dir", path_str(runs), "--name", name,
+        "--seed",
+        "3",
+        "classify",
+        "train",
+        "--config",
+        "configs/synthetic-food101.toml",
+        "--data",
+        path_str(data),
+        "--runs-dir",
+        path_str(runs),
+        "--name",
+        name,
     ];
     args.extend_from_slice(extra);
     let out = skipblock().current_dir(repo()).args(&args).output().unwrap();
@@ -52,14 +76,33 @@ fn learns_from_scratch_and_transfers_to_a_new_class_set() {
     let (ok, stderr) = train(&food, &runs, "scratch", &[]);
     assert!(ok, "{stderr}");
     let top1 = last_top1(&runs.join("scratch"));
-    println!("from scratch, 10 synthetic classes, 20 epochs at 96x96: val top-1 {top1:.3} (chance 0.1) in {:.0} s", started.elapsed().as_secs_f64());
+    println!(
+        "from scratch, 10 synthetic classes, 20 epochs at 96x96: val top-1 {top1:.3} (chance 0.1) in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(top1 > 0.3, "top-1 {top1} is not clearly above chance");
-    for f in ["best.safetensors", "last.safetensors", "last.state.safetensors", "metrics.csv", "loss.png", "metrics.png", "config.toml"] {
+    for f in [
+        "best.safetensors",
+        "last.safetensors",
+        "last.state.safetensors",
+        "metrics.csv",
+        "loss.png",
+        "metrics.png",
+        "config.toml",
+    ] {
         assert!(runs.join("scratch").join(f).exists(), "{f}");
     }
 
     // `classify eval` agrees with the run's last validation record, and reports every class.
-    let (ok, stdout, stderr) = run(&["classify", "eval", "--weights", path_str(&runs.join("scratch/last.safetensors")), "--data", path_str(&food), "--json"]);
+    let (ok, stdout, stderr) = run(&[
+        "classify",
+        "eval",
+        "--weights",
+        path_str(&runs.join("scratch/last.safetensors")),
+        "--data",
+        path_str(&food),
+        "--json",
+    ]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!((report["top1"].as_f64().unwrap() - top1).abs() < 1e-9, "{report}");
@@ -70,10 +113,38 @@ fn learns_from_scratch_and_transfers_to_a_new_class_set() {
     // beats one epoch from random weights.
     let folder = dir.path().join("folder");
     synth(&folder, "imagefolder", 6, 30, 10, 7);
-    let args = ["--epochs", "1", "--set", "data.val_fraction=0.25", "--set", "schedule.warmup_epochs=0.0", "--lr", "0.02", "--set", "model.input_size=64"];
+    let args = [
+        "--epochs",
+        "1",
+        "--set",
+        "data.val_fraction=0.25",
+        "--set",
+        "schedule.warmup_epochs=0.0",
+        "--lr",
+        "0.02",
+        "--set",
+        "model.input_size=64",
+    ];
     let out = skipblock()
         .current_dir(repo())
-        .args(["--seed", "3", "classify", "finetune", "--from", path_str(&runs.join("scratch/best.safetensors")), "--data", path_str(&folder), "--config", "configs/synthetic-food101.toml", "--runs-dir", path_str(&runs), "--name", "transfer", "--set", "model.input_size=64"])
+        .args([
+            "--seed",
+            "3",
+            "classify",
+            "finetune",
+            "--from",
+            path_str(&runs.join("scratch/best.safetensors")),
+            "--data",
+            path_str(&folder),
+            "--config",
+            "configs/synthetic-food101.toml",
+            "--runs-dir",
+            path_str(&runs),
+            "--name",
+            "transfer",
+            "--set",
+            "model.input_size=64",
+        ])
         .args(args)
         .output()
         .unwrap();
@@ -95,7 +166,8 @@ fn bias_and_cross_entropy_runs_both_complete() {
     let runs = dir.path().join("runs");
     let mut results = Vec::new();
     for loss in ["bias", "ce", "focal", "label-smoothing"] {
-        let (ok, stderr) = train(&food, &runs, loss, &["--epochs", "2", "--loss", loss, "--set", "model.input_size=64"]);
+        let (ok, stderr) =
+            train(&food, &runs, loss, &["--epochs", "2", "--loss", loss, "--set", "model.input_size=64"]);
         assert!(ok, "{loss}: {stderr}");
         let m = metrics(&runs.join(loss));
         assert_eq!(m.len(), 2);
@@ -129,9 +201,24 @@ fn a_killed_run_resumes_to_the_same_metrics() {
     synth(&food, "food101", 5, 24, 6, 4);
     let runs = dir.path().join("runs");
     let base: Vec<String> = [
-        "--threads", "1", "--seed", "9", "classify", "train", "--config", "configs/synthetic-food101.toml",
-        "--data", path_str(&food), "--runs-dir", path_str(&runs), "--set", "model.input_size=48", "--epochs", "5",
-        "--set", "train.ema_decay=0.9",
+        "--threads",
+        "1",
+        "--seed",
+        "9",
+        "classify",
+        "train",
+        "--config",
+        "configs/synthetic-food101.toml",
+        "--data",
+        path_str(&food),
+        "--runs-dir",
+        path_str(&runs),
+        "--set",
+        "model.input_size=48",
+        "--epochs",
+        "5",
+        "--set",
+        "train.ema_decay=0.9",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -147,7 +234,13 @@ fn a_killed_run_resumes_to_the_same_metrics() {
 
     // Killed (SIGKILL) once two epochs are recorded, then resumed.
     let killed: PathBuf = runs.join("killed");
-    let mut child = skipblock().current_dir(repo()).args(args("killed", &[])).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = skipblock()
+        .current_dir(repo())
+        .args(args("killed", &[]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for_epochs(&killed, 2, &mut child);
     child.kill().unwrap();
     child.wait().unwrap();
@@ -183,7 +276,8 @@ fn dataset_errors_are_one_clear_line() {
     let (ok, stderr) = train(&food, &runs, "lenient", &["--epochs", "1", "--set", "model.input_size=64"]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("skipped") && stderr.contains(&format!("{first}.jpg")), "{stderr}");
-    let (ok, stderr) = train(&food, &runs, "strict", &["--epochs", "1", "--set", "data.strict=true", "--set", "model.input_size=64"]);
+    let (ok, stderr) =
+        train(&food, &runs, "strict", &["--epochs", "1", "--set", "data.strict=true", "--set", "model.input_size=64"]);
     assert!(!ok);
     assert!(error_line(&stderr).contains(&format!("{first}.jpg")), "{stderr}");
     // An empty folder.

@@ -77,7 +77,13 @@ fn config_errors_are_one_clear_line() {
     let line = one_error_line(&stderr);
     assert!(line.contains("learning_rate") && line.contains("typo.toml"), "{line}");
 
-    let (ok, _, stderr) = run(&["config", "show", &repo().join("configs/imagenet-skipblocknet-m.toml").to_string_lossy(), "--set", "optim.lrr=1"]);
+    let (ok, _, stderr) = run(&[
+        "config",
+        "show",
+        &repo().join("configs/imagenet-skipblocknet-m.toml").to_string_lossy(),
+        "--set",
+        "optim.lrr=1",
+    ]);
     assert!(!ok);
     assert!(one_error_line(&stderr).contains("lrr"), "{stderr}");
 }
@@ -101,8 +107,8 @@ fn every_shipped_config_parses_and_overrides_apply() {
 /// Writes a freshly initialised SkipblockNet-XS classifier checkpoint with 3 classes.
 pub fn write_random_checkpoint(path: &std::path::Path) {
     use skipblock_core::{checkpoint, model::Arch};
-    let (vs, _) = skipblock_classify::classifier::build(Arch::SkipblocknetXs, 3, tch::Device::Cpu, Default::default())
-        .unwrap();
+    let (vs, _) =
+        skipblock_classify::classifier::build(Arch::SkipblocknetXs, 3, tch::Device::Cpu, Default::default()).unwrap();
     let meta = checkpoint::CheckpointMeta {
         class_names: vec!["a".into(), "b".into(), "c".into()],
         ..checkpoint::CheckpointMeta::new(Arch::SkipblocknetXs, 3, Default::default())

@@ -22,9 +22,28 @@ fn run_in_repo(args: &[&str]) -> (bool, String, String) {
 /// A few iterations of SSDLite-XS on `root`.
 fn quick_train(root: &Path, labels: &Path, runs: &Path, name: &str, extra: &[&str]) -> (bool, String) {
     let mut args = vec![
-        "--seed", "1", "detect", "train", "--config", "configs/synthetic-voc.toml", "--data", path_str(root),
-        "--labels", path_str(labels), "--runs-dir", path_str(runs), "--name", name, "--epochs", "1", "--batch", "4",
-        "--set", "train.max_iters_per_epoch=2", "--set", "ssd.input_size=128",
+        "--seed",
+        "1",
+        "detect",
+        "train",
+        "--config",
+        "configs/synthetic-voc.toml",
+        "--data",
+        path_str(root),
+        "--labels",
+        path_str(labels),
+        "--runs-dir",
+        path_str(runs),
+        "--name",
+        name,
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--set",
+        "train.max_iters_per_epoch=2",
+        "--set",
+        "ssd.input_size=128",
     ];
     args.extend_from_slice(extra);
     let (ok, _, stderr) = run_in_repo(&args);
@@ -35,7 +54,8 @@ fn quick_train(root: &Path, labels: &Path, runs: &Path, name: &str, extra: &[&st
 fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
     let dog = labels(dir.path(), &["dog"]);
-    let (ok, stdout, stderr) = run(&["data", "check", "--voc", path_str(&dogs()), "--labels", path_str(&dog), "--json"]);
+    let (ok, stdout, stderr) =
+        run(&["data", "check", "--voc", path_str(&dogs()), "--labels", path_str(&dog), "--json"]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["problems"].as_array().unwrap().is_empty(), "{report}");
@@ -44,15 +64,27 @@ fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
     let (ok, stderr) = quick_train(&dogs(), &dog, &runs, "dogs", &[]);
     assert!(ok, "{stderr}");
     let weights = runs.join("dogs/last.safetensors");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(runs.join("dogs/last.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("dogs/last.json")).unwrap()).unwrap();
     assert_eq!(meta["task"], "detect");
     assert_eq!(meta["class_names"], serde_json::json!(["dog"]));
 
     let results = dir.path().join("results");
     let out = dir.path().join("eval");
     let (ok, stdout, stderr) = run(&[
-        "detect", "eval", "--weights", path_str(&weights), "--data", path_str(&dogs()), "--split", "test", "--json",
-        "--save-detections", path_str(&results), "--out", path_str(&out),
+        "detect",
+        "eval",
+        "--weights",
+        path_str(&weights),
+        "--data",
+        path_str(&dogs()),
+        "--split",
+        "test",
+        "--json",
+        "--save-detections",
+        path_str(&results),
+        "--out",
+        path_str(&out),
     ]);
     assert!(ok, "{stderr}");
     let eval: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -63,8 +95,19 @@ fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
     assert!(out.join("pr_curves.png").exists());
     // The result files evaluate to the same mAP, as any detector's would.
     let (ok, stdout, stderr) = run(&[
-        "detect", "eval", "--detections", path_str(&results), "--data", path_str(&dogs()), "--labels", path_str(&dog),
-        "--split", "test", "--json", "--out", path_str(&out),
+        "detect",
+        "eval",
+        "--detections",
+        path_str(&results),
+        "--data",
+        path_str(&dogs()),
+        "--labels",
+        path_str(&dog),
+        "--split",
+        "test",
+        "--json",
+        "--out",
+        path_str(&out),
     ]);
     assert!(ok, "{stderr}");
     let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -73,8 +116,16 @@ fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
     // Predict on the 40 real photos: one record each, annotated JPEGs written.
     let pred = dir.path().join("pred");
     let (ok, stdout, stderr) = run(&[
-        "detect", "predict", "--weights", path_str(&weights), path_str(&dogs().join("JPEGImages")), "--json",
-        "--conf", "0.01", "--out", path_str(&pred),
+        "detect",
+        "predict",
+        "--weights",
+        path_str(&weights),
+        path_str(&dogs().join("JPEGImages")),
+        "--json",
+        "--conf",
+        "0.01",
+        "--out",
+        path_str(&pred),
     ]);
     assert!(ok, "{stderr}");
     let records: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -93,10 +144,24 @@ fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
 /// A synthetic VOC copy with three planted problems: malformed XML, a listed image whose JPEG is missing,
 /// and a box outside its image.
 fn broken_voc(dir: &Path) -> (PathBuf, PathBuf) {
-    let (ok, _, stderr) = run(&["data", "synth-voc", "--out", path_str(dir), "--train", "12", "--test", "4", "--size", "128", "--seed", "3"]);
+    let (ok, _, stderr) = run(&[
+        "data",
+        "synth-voc",
+        "--out",
+        path_str(dir),
+        "--train",
+        "12",
+        "--test",
+        "4",
+        "--size",
+        "128",
+        "--seed",
+        "3",
+    ]);
     assert!(ok, "{stderr}");
     let root = dir.join("VOCdevkit/VOC2007");
-    let ids: Vec<String> = std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap().lines().map(String::from).collect();
+    let ids: Vec<String> =
+        std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap().lines().map(String::from).collect();
     std::fs::write(root.join(format!("Annotations/{}.xml", ids[0])), "<annotation><size><width>128</wid").unwrap();
     std::fs::remove_file(root.join(format!("JPEGImages/{}.jpg", ids[1]))).unwrap();
     let xml_path = root.join(format!("Annotations/{}.xml", ids[2]));
@@ -111,7 +176,8 @@ fn broken_voc(dir: &Path) -> (PathBuf, PathBuf) {
 fn data_problems_are_reported_skipped_or_fatal_as_documented() {
     let dir = tempfile::tempdir().unwrap();
     let (root, labels) = broken_voc(dir.path());
-    let ids: Vec<String> = std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap().lines().map(String::from).collect();
+    let ids: Vec<String> =
+        std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap().lines().map(String::from).collect();
     // `data check` lists every problem, naming the files, and exits non-zero.
     let (ok, stdout, stderr) = run(&["data", "check", "--voc", path_str(&root), "--labels", path_str(&labels)]);
     assert!(!ok);
@@ -141,7 +207,16 @@ fn a_missing_webcam_or_video_is_a_clear_error() {
     let (ok, stderr) = quick_train(&dogs(), &dog, &runs, "w", &["--set", "train.max_iters_per_epoch=1"]);
     assert!(ok, "{stderr}");
     let weights = runs.join("w/last.safetensors");
-    let (ok, _, stderr) = run(&["detect", "predict", "--weights", path_str(&weights), "--webcam", "99", "--out", path_str(&dir.path().join("o"))]);
+    let (ok, _, stderr) = run(&[
+        "detect",
+        "predict",
+        "--weights",
+        path_str(&weights),
+        "--webcam",
+        "99",
+        "--out",
+        path_str(&dir.path().join("o")),
+    ]);
     assert!(!ok);
     assert!(error_line(&stderr).contains("webcam 99"), "{stderr}");
     let bad = dir.path().join("broken.mp4");
@@ -168,7 +243,18 @@ fn a_video_is_annotated_frame_by_frame() {
     }
     drop(w);
     let out = dir.path().join("pred");
-    let (ok, stdout, stderr) = run(&["detect", "predict", "--weights", path_str(&runs.join("v/last.safetensors")), path_str(&clip), "--json", "--conf", "0.01", "--out", path_str(&out)]);
+    let (ok, stdout, stderr) = run(&[
+        "detect",
+        "predict",
+        "--weights",
+        path_str(&runs.join("v/last.safetensors")),
+        path_str(&clip),
+        "--json",
+        "--conf",
+        "0.01",
+        "--out",
+        path_str(&out),
+    ]);
     assert!(ok, "{stderr}");
     let frames: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(frames.len(), 4);

@@ -3,8 +3,8 @@
 
 mod common;
 use common::*;
-use skipblock_core::loss::{Loss, LossConfig, LossKind, VarianceScaling};
 use skipblock_classify::classifier::{build, Classifier};
+use skipblock_core::loss::{Loss, LossConfig, LossKind, VarianceScaling};
 use skipblock_core::model::{Arch, BlockOptions};
 use skipblock_core::{checkpoint, tensors};
 use std::collections::BTreeMap;
@@ -62,7 +62,8 @@ fn official_keys_and_parameter_count_match_the_release() {
     for line in text.lines().filter(|l| !l.contains("num_batches_tracked") && !l.trim().is_empty()) {
         let (name, rest) = line.split_once(' ').unwrap();
         let dims = rest.rsplit_once(' ').unwrap().0.trim_matches(['(', ')']);
-        let shape: Vec<i64> = dims.split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.parse().unwrap()).collect();
+        let shape: Vec<i64> =
+            dims.split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.parse().unwrap()).collect();
         theirs.insert(name.to_string(), shape);
     }
     assert_eq!(ours, theirs);
@@ -83,7 +84,17 @@ fn logits_and_features_match_pytorch() {
     let input = dir.path().join("x.safetensors");
     tensors::write_safetensors(&input, &[("x".into(), x.shallow_clone())], &BTreeMap::new()).unwrap();
     let out = dir.path().join("out.safetensors");
-    common::reference(&["forward", "--weights", path_str(&weights), "--input", path_str(&input), "--out", path_str(&out), "--classes", "10"]);
+    common::reference(&[
+        "forward",
+        "--weights",
+        path_str(&weights),
+        "--input",
+        path_str(&input),
+        "--out",
+        path_str(&out),
+        "--classes",
+        "10",
+    ]);
     let (theirs, _) = tensors::read_safetensors(&out).unwrap();
     let ours = tch::no_grad(|| model.net.forward_t(&x, false));
     assert_eq!(ours.features.size(), vec![2, 960, 7, 6]);
@@ -109,12 +120,24 @@ fn a_pytorch_state_dict_loads_as_it_is_and_gives_the_same_logits() {
 
     // Through the CLI: import, then predict with the converted checkpoint.
     let converted = dir.path().join("converted.safetensors");
-    let (ok, _, stderr) = run(&["model", "import", path_str(&pth), "--arch", "skipblocknet-m", "--out", path_str(&converted)]);
+    let (ok, _, stderr) =
+        run(&["model", "import", path_str(&pth), "--arch", "skipblocknet-m", "--out", path_str(&converted)]);
     assert!(ok, "{stderr}");
     let img = dir.path().join("img.png");
     skipblock_data::write_image(&img, &skipblock_data::RgbImage::filled(300, 200, [200, 30, 40])).unwrap();
     for w in [&converted, &pth] {
-        let (ok, stdout, stderr) = run(&["classify", "predict", "--weights", path_str(w), "--arch", "skipblocknet-m", "--topk", "3", "--json", path_str(&img)]);
+        let (ok, stdout, stderr) = run(&[
+            "classify",
+            "predict",
+            "--weights",
+            path_str(w),
+            "--arch",
+            "skipblocknet-m",
+            "--topk",
+            "3",
+            "--json",
+            path_str(&img),
+        ]);
         assert!(ok, "{stderr}");
         let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
         assert_eq!(v["classes"].as_array().unwrap().len(), 3);
@@ -130,14 +153,26 @@ fn mismatched_state_dicts_name_the_keys() {
     // An M checkpoint offered as an L: every mis-shaped key is named.
     let (vs, _) = build(Arch::SkipblocknetL, 10, Device::Cpu, BlockOptions::default()).unwrap();
     let err = format!("{:#}", checkpoint::load_weights(&vs, &weights).unwrap_err());
-    assert!(err.contains("mis-shaped") && err.contains("base_block.conv.0.weight (file [16, 16, 1, 1], model [24, 24, 1, 1])"), "{err}");
+    assert!(
+        err.contains("mis-shaped")
+            && err.contains("base_block.conv.0.weight (file [16, 16, 1, 1], model [24, 24, 1, 1])"),
+        "{err}"
+    );
     // A state dict missing a key and with an extra one.
     let (mut named, _) = tensors::read_safetensors(&weights).unwrap();
     named.retain(|(n, _)| n != "conv.1.running_var");
     named.push(("head.weight".into(), Tensor::zeros([3], (Kind::Float, Device::Cpu))));
     let broken = dir.path().join("broken.safetensors");
     tensors::write_safetensors(&broken, &named, &BTreeMap::new()).unwrap();
-    let (ok, _, stderr) = run(&["model", "import", path_str(&broken), "--arch", "skipblocknet-m", "--out", path_str(&dir.path().join("o.safetensors"))]);
+    let (ok, _, stderr) = run(&[
+        "model",
+        "import",
+        path_str(&broken),
+        "--arch",
+        "skipblocknet-m",
+        "--out",
+        path_str(&dir.path().join("o.safetensors")),
+    ]);
     assert!(!ok);
     let line = one_error_line(&stderr);
     assert!(line.contains("1 missing: conv.1.running_var") && line.contains("1 unexpected: head.weight"), "{line}");
@@ -174,7 +209,11 @@ fn bias_loss_value_weights_and_gradient_match_pytorch() {
         let input = dir.path().join("in.safetensors");
         tensors::write_safetensors(
             &input,
-            &[("logits".into(), logits.shallow_clone()), ("features".into(), features.shallow_clone()), ("targets".into(), targets.shallow_clone())],
+            &[
+                ("logits".into(), logits.shallow_clone()),
+                ("features".into(), features.shallow_clone()),
+                ("targets".into(), targets.shallow_clone()),
+            ],
             &BTreeMap::new(),
         )
         .unwrap();
@@ -261,10 +300,27 @@ fn ce_focal_and_label_smoothing_match_pytorch() {
     tch::manual_seed(5);
     let (logits, features, targets) = loss_inputs(7);
     let input = dir.path().join("in.safetensors");
-    tensors::write_safetensors(&input, &[("logits".into(), logits.shallow_clone()), ("targets".into(), targets.shallow_clone())], &BTreeMap::new()).unwrap();
+    tensors::write_safetensors(
+        &input,
+        &[("logits".into(), logits.shallow_clone()), ("targets".into(), targets.shallow_clone())],
+        &BTreeMap::new(),
+    )
+    .unwrap();
     for (kind, flag) in [(LossKind::Ce, "ce"), (LossKind::Focal, "focal"), (LossKind::LabelSmoothing, "ls")] {
         let out = dir.path().join(format!("{flag}.safetensors"));
-        common::reference(&["other-loss", "--input", path_str(&input), "--out", path_str(&out), "--kind", flag, "--gamma", "2", "--eps", "0.1"]);
+        common::reference(&[
+            "other-loss",
+            "--input",
+            path_str(&input),
+            "--out",
+            path_str(&out),
+            "--kind",
+            flag,
+            "--gamma",
+            "2",
+            "--eps",
+            "0.1",
+        ]);
         let (theirs, _) = tensors::read_safetensors(&out).unwrap();
         let mut loss = Loss::new(LossConfig { kind, gamma: 2.0, smoothing: 0.1, ..Default::default() }).unwrap();
         let (value, grad, _) = ours(&mut loss, &logits, &features, &targets);
@@ -287,7 +343,8 @@ fn wrapped_and_data_parallel_checkpoints_are_unwrapped() {
         path_str(&pth),
         path_str(&wrapped)
     );
-    let out = std::process::Command::new(python()).args(["-c", &script]).env("PYTHONWARNINGS", "ignore").output().unwrap();
+    let out =
+        std::process::Command::new(python()).args(["-c", &script]).env("PYTHONWARNINGS", "ignore").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let loaded = Classifier::load(&wrapped, Some(Arch::SkipblocknetM), Device::Cpu).unwrap();
     let x = Tensor::randn([1, 3, 160, 160], (Kind::Float, Device::Cpu));
@@ -313,7 +370,17 @@ fn variance_analysis_reports_table_5_layers() {
         }
         skipblock_data::write_image(&images.join(format!("{i}.png")), &img).unwrap();
     }
-    let (ok, stdout, stderr) = run(&["model", "variance", "--weights", path_str(&weights), "--data", path_str(&dir.path().join("images")), "--batch", "2", "--json"]);
+    let (ok, stdout, stderr) = run(&[
+        "model",
+        "variance",
+        "--weights",
+        path_str(&weights),
+        "--data",
+        path_str(&dir.path().join("images")),
+        "--batch",
+        "2",
+        "--json",
+    ]);
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["images"], 5);

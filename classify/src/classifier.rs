@@ -58,7 +58,9 @@ pub fn classifier_meta(weights: &Path, arch: Option<Arch>) -> Result<CheckpointM
                 .iter()
                 .find(|(k, _)| k == "classifier.3.weight")
                 .map(|(_, t)| t.size()[0] as usize)
-                .with_context(|| format!("'{}' has no classifier.3.weight: not a classifier state dict", weights.display()))?;
+                .with_context(|| {
+                    format!("'{}' has no classifier.3.weight: not a classifier state dict", weights.display())
+                })?;
             CheckpointMeta::new(arch.expect(Task::Classify, "--arch")?, classes, BlockOptions::default())
         }
     };
@@ -127,5 +129,40 @@ impl Classifier {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_is_rebuilt_with_the_block_options_it_was_trained_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("xs.safetensors");
+        // A large bn_eps changes every eval-mode output: loading with the default 1e-5 would not match.
+        let block = BlockOptions { bn_momentum: 0.5, bn_eps: 0.5 };
+        let (vs, net) = build(Arch::SkipblocknetXs, 3, Device::Cpu, block).unwrap();
+        let _ = net.forward_t(&(Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu)) * 2.0), true);
+        checkpoint::save(&vs, &path, &CheckpointMeta::new(Arch::SkipblocknetXs, 3, block)).unwrap();
+        let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let expect = tch::no_grad(|| net.forward_t(&x, false).logits);
+        let mut loaded = Classifier::load(&path, None, Device::Cpu).unwrap();
+        assert_eq!(loaded.meta.block, block);
+        let got = tch::no_grad(|| loaded.net.forward_t(&x, false).logits);
+        assert!(f64::try_from((&expect - &got).abs().max()).unwrap() < 1e-6);
+        loaded.fuse_bn();
+        let fused = tch::no_grad(|| loaded.net.forward_t(&x, false).logits);
+        assert!(f64::try_from((&expect - &fused).abs().max()).unwrap() < 1e-4, "folding uses the stored eps too");
+        // The same weights rebuilt with the default eps give other outputs.
+        let (vs2, net2) = build(Arch::SkipblocknetXs, 3, Device::Cpu, BlockOptions::default()).unwrap();
+        checkpoint::load_weights(&vs2, &path).unwrap();
+        let other = tch::no_grad(|| net2.forward_t(&x, false).logits);
+        assert!(f64::try_from((&expect - &other).abs().max()).unwrap() > 1e-4);
+        // A detector checkpoint is refused with a clear error.
+        let det = dir.path().join("det.safetensors");
+        checkpoint::save(&vs, &det, &CheckpointMeta::new(Arch::SsdliteSkipblocknetXs, 3, block)).unwrap();
+        let err = Classifier::load(&det, None, Device::Cpu).err().unwrap().to_string();
+        assert!(err.contains("det.safetensors") && err.contains("detect"), "{err}");
     }
 }

@@ -37,7 +37,13 @@ pub fn collate(batch: Vec<(Tensor, i64)>, device: Device) -> (Tensor, Tensor) {
 }
 
 /// Runs `net` (eval mode, no autograd) over every sample of `data`.
-pub fn evaluate(net: &SkipblockNet, data: Arc<ClsDataset>, device: Device, loader: &LoaderConfig, progress: bool) -> Result<EvalReport> {
+pub fn evaluate(
+    net: &SkipblockNet,
+    data: Arc<ClsDataset>,
+    device: Device,
+    loader: &LoaderConfig,
+    progress: bool,
+) -> Result<EvalReport> {
     let classes = data.class_names().to_vec();
     let n = classes.len();
     let k = 5.min(n) as i64;
@@ -45,7 +51,11 @@ pub fn evaluate(net: &SkipblockNet, data: Arc<ClsDataset>, device: Device, loade
     let (mut top1, mut top5, mut loss_sum, mut samples) = (0usize, 0usize, 0.0f64, 0usize);
     let config = LoaderConfig { shuffle: false, drop_last: false, ..loader.clone() };
     let mut batches = load_epoch(data.clone(), 0, &config)?;
-    let bar = if progress { ui::progress_bar(batches.num_batches() as u64, "eval") } else { indicatif::ProgressBar::hidden() };
+    let bar = if progress {
+        ui::progress_bar(batches.num_batches() as u64, "eval")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     for batch in batches.by_ref() {
         let (xs, ys) = collate(batch?, device);
         let logits = tch::no_grad(|| net.forward_t(&xs, false).logits).to_kind(Kind::Float);
@@ -74,7 +84,12 @@ pub fn evaluate(net: &SkipblockNet, data: Arc<ClsDataset>, device: Device, loade
         per_class: classes
             .into_iter()
             .enumerate()
-            .map(|(i, class)| ClassAccuracy { class, correct: correct[i], total: total[i], accuracy: frac(correct[i], total[i]) })
+            .map(|(i, class)| ClassAccuracy {
+                class,
+                correct: correct[i],
+                total: total[i],
+                accuracy: frac(correct[i], total[i]),
+            })
             .collect(),
         skipped: batches.skipped(),
     })

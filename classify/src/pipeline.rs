@@ -70,7 +70,12 @@ fn transform(recipe: &ClassifyRecipe) -> Result<ClsTransform> {
 
 /// Trains (or, with `from`, fine-tunes) as the recipe says.
 /// `data` (the command line's dataset root) overrides the recipe's `data.root`.
-pub fn train(recipe: &ClassifyRecipe, data: Option<&Path>, opts: &RunSettings, from: Option<&StartFrom>) -> Result<FitSummary> {
+pub fn train(
+    recipe: &ClassifyRecipe,
+    data: Option<&Path>,
+    opts: &RunSettings,
+    from: Option<&StartFrom>,
+) -> Result<FitSummary> {
     if recipe.task != Task::Classify {
         bail!("the recipe is for task '{}', not classify", recipe.task);
     }

@@ -15,7 +15,8 @@ pub enum Shape {
     Diamond,
 }
 
-pub const SHAPES: [Shape; 6] = [Shape::Rectangle, Shape::Ellipse, Shape::Triangle, Shape::Cross, Shape::Ring, Shape::Diamond];
+pub const SHAPES: [Shape; 6] =
+    [Shape::Rectangle, Shape::Ellipse, Shape::Triangle, Shape::Cross, Shape::Ring, Shape::Diamond];
 
 impl Shape {
     /// Whether the point (u, v), in the shape's box normalised to [0, 1]², is inside the shape.
@@ -24,7 +25,7 @@ impl Shape {
         match self {
             Shape::Rectangle => true,
             Shape::Ellipse => x * x + y * y <= 1.0,
-            Shape::Triangle => y >= -1.0 && y <= 1.0 && x.abs() <= (y + 1.0) / 2.0,
+            Shape::Triangle => (-1.0..=1.0).contains(&y) && x.abs() <= (y + 1.0) / 2.0,
             Shape::Cross => x.abs() <= 0.3 || y.abs() <= 0.3,
             Shape::Ring => {
                 let r = x * x + y * y;
@@ -215,8 +216,16 @@ pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg
 /// A distinct colour for class `i` (for boxes and labels).
 pub fn class_color(i: usize) -> [u8; 3] {
     const PALETTE: [[u8; 3]; 10] = [
-        [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-        [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212],
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
     ];
     PALETTE[i % PALETTE.len()]
 }

@@ -145,7 +145,12 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     if img.width == width && img.height == height {
         return img.clone();
     }
-    let out = image::imageops::resize(&img.to_image_crate(), width.max(1), height.max(1), image::imageops::FilterType::Triangle);
+    let out = image::imageops::resize(
+        &img.to_image_crate(),
+        width.max(1),
+        height.max(1),
+        image::imageops::FilterType::Triangle,
+    );
     RgbImage::from_image_crate(out)
 }
 
@@ -165,10 +170,7 @@ pub fn crop(img: &RgbImage, x: u32, y: u32, width: u32, height: u32) -> RgbImage
 
 /// A `3×H×W` `u8` tensor of the image.
 pub fn to_tensor(img: &RgbImage) -> Tensor {
-    Tensor::from_slice(&img.data)
-        .view([img.height as i64, img.width as i64, 3])
-        .permute([2, 0, 1])
-        .contiguous()
+    Tensor::from_slice(&img.data).view([img.height as i64, img.width as i64, 3]).permute([2, 0, 1]).contiguous()
 }
 
 /// The inverse of [`to_tensor`]: a `3×H×W` tensor (`u8`, or float in 0–255) to an image.

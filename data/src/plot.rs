@@ -44,7 +44,14 @@ pub struct PlotArea {
 impl PlotArea {
     /// Margins for tick labels on the left and bottom, the legend column (200 px) on the right.
     pub fn new(width: u32, height: u32, x: (f64, f64), y: (f64, f64)) -> Self {
-        PlotArea { left: 50.0, top: 20.0, right: (width as f32 - 200.0).max(60.0), bottom: (height as f32 - 45.0).max(30.0), x, y }
+        PlotArea {
+            left: 50.0,
+            top: 20.0,
+            right: (width as f32 - 200.0).max(60.0),
+            bottom: (height as f32 - 45.0).max(30.0),
+            x,
+            y,
+        }
     }
 
     /// Pixel position of a data point (clamped to the axes).
@@ -56,15 +63,26 @@ impl PlotArea {
 }
 
 fn fit_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
-    if hi - lo < 1e-12 { (lo - 0.5, hi + 0.5) } else { (lo, hi) }
+    if hi - lo < 1e-12 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    }
 }
 
 fn tick(v: f64) -> String {
-    if v.abs() >= 100.0 || v == v.round() && v.abs() >= 1.0 { format!("{v:.0}") } else if v.abs() >= 1.0 { format!("{v:.1}") } else { format!("{v:.2}") }
+    if v.abs() >= 100.0 || v == v.round() && v.abs() >= 1.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
 }
 
 impl Chart {
@@ -128,35 +146,6 @@ impl Chart {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn series_are_drawn_in_their_colours() {
-        let chart = Chart {
-            x_label: "epoch".into(),
-            y_label: "loss".into(),
-            x_range: None,
-            y_range: None,
-            series: vec![
-                Series { name: "train".into(), points: (1..=10).map(|e| (e as f64, 5.0 / e as f64)).collect() },
-                Series { name: "val".into(), points: (1..=10).map(|e| (e as f64, 4.0 / e as f64 + 0.5)).collect() },
-            ],
-            note: Some("best 0.9".into()),
-        };
-        let img = chart.render(800, 600);
-        let area = chart.area(800, 600);
-        assert_eq!(area.x, (1.0, 10.0));
-        for c in 0..2 {
-            let n = img.data.chunks(3).filter(|p| *p == class_color(c)).count();
-            assert!(n > 200, "series {c}: {n} pixels");
-        }
-        let (x0, y0) = area.to_pixel(1.0, 5.0);
-        assert_eq!((x0, y0), (area.left, area.top), "the first train point is the top-left corner");
-    }
-}
-
 /// Training curves of a run from its per-epoch records: `loss.png` (every key containing "loss") and
 /// `metrics.png` (the other evaluation metrics), against the epoch, in `dir`.
 pub fn save_training_curves(dir: &Path, history: &[skipblock_core::train::EpochRecord]) -> Result<()> {
@@ -190,4 +179,33 @@ pub fn save_training_curves(dir: &Path, history: &[skipblock_core::train::EpochR
         chart.save(&dir.join(file))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_drawn_in_their_colours() {
+        let chart = Chart {
+            x_label: "epoch".into(),
+            y_label: "loss".into(),
+            x_range: None,
+            y_range: None,
+            series: vec![
+                Series { name: "train".into(), points: (1..=10).map(|e| (e as f64, 5.0 / e as f64)).collect() },
+                Series { name: "val".into(), points: (1..=10).map(|e| (e as f64, 4.0 / e as f64 + 0.5)).collect() },
+            ],
+            note: Some("best 0.9".into()),
+        };
+        let img = chart.render(800, 600);
+        let area = chart.area(800, 600);
+        assert_eq!(area.x, (1.0, 10.0));
+        for c in 0..2 {
+            let n = img.data.chunks(3).filter(|p| *p == class_color(c)).count();
+            assert!(n > 200, "series {c}: {n} pixels");
+        }
+        let (x0, y0) = area.to_pixel(1.0, 5.0);
+        assert_eq!((x0, y0), (area.left, area.top), "the first train point is the top-left corner");
+    }
 }

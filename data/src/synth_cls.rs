@@ -37,7 +37,14 @@ pub struct SynthClsOptions {
 
 impl Default for SynthClsOptions {
     fn default() -> Self {
-        SynthClsOptions { layout: Layout::Food101, classes: 6, train_per_class: 20, test_per_class: 5, seed: 0, size: 128 }
+        SynthClsOptions {
+            layout: Layout::Food101,
+            classes: 6,
+            train_per_class: 20,
+            test_per_class: 5,
+            seed: 0,
+            size: 128,
+        }
     }
 }
 
@@ -110,7 +117,11 @@ impl ClassSpec {
 /// The first `n` class specs (every shape with the first cue, then the next cue, …), sorted by name.
 pub fn class_specs(n: usize) -> Result<Vec<ClassSpec>> {
     if n == 0 || n > MAX_CLASSES {
-        bail!("synthetic classification data has 1 to {MAX_CLASSES} classes ({} shapes x {} cues), got {n}", SHAPES.len(), CUES.len());
+        bail!(
+            "synthetic classification data has 1 to {MAX_CLASSES} classes ({} shapes x {} cues), got {n}",
+            SHAPES.len(),
+            CUES.len()
+        );
     }
     let mut specs: Vec<ClassSpec> = (0..n)
         .map(|i| {
@@ -241,7 +252,9 @@ pub fn generate(out: &Path, opts: &SynthClsOptions) -> Result<SynthClsSummary> {
     if size < 16 {
         bail!("synthetic images must be at least 16 pixels wide, got {size}");
     }
-    if out.is_dir() && std::fs::read_dir(out).with_context(|| format!("cannot list '{}'", out.display()))?.next().is_some() {
+    if out.is_dir()
+        && std::fs::read_dir(out).with_context(|| format!("cannot list '{}'", out.display()))?.next().is_some()
+    {
         bail!("'{}' is not empty: choose a new folder for the synthetic dataset", out.display());
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create folder '{}'", out.display()))?;
@@ -249,7 +262,13 @@ pub fn generate(out: &Path, opts: &SynthClsOptions) -> Result<SynthClsSummary> {
     let items = items(specs.len(), opts.train_per_class, opts.test_per_class);
     let images: Vec<RgbImage> = items
         .par_iter()
-        .map(|it| render(&specs[it.label], size, &mut Rng::seed_from_u64(mix(&[opts.seed, it.label as u64, it.split, it.index as u64]))))
+        .map(|it| {
+            render(
+                &specs[it.label],
+                size,
+                &mut Rng::seed_from_u64(mix(&[opts.seed, it.label as u64, it.split, it.index as u64])),
+            )
+        })
         .collect();
     match opts.layout {
         Layout::Cifar100 => write_cifar100(out, opts.seed, &specs, &names, &items, &images)?,
@@ -257,7 +276,8 @@ pub fn generate(out: &Path, opts: &SynthClsOptions) -> Result<SynthClsSummary> {
             if layout == Layout::Imagenet {
                 // Both split folders exist even without test images: they are what identifies the layout.
                 for dir in [out.join("train"), out.join("val")] {
-                    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create folder '{}'", dir.display()))?;
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("cannot create folder '{}'", dir.display()))?;
                 }
             }
             let paths: Vec<PathBuf> = items.iter().map(|it| image_path(out, layout, &names, opts, it)).collect();
@@ -397,16 +417,29 @@ mod tests {
     #[test]
     fn generation_is_deterministic_and_refuses_bad_options() {
         let dir = tempfile::tempdir().unwrap();
-        let opts = SynthClsOptions { layout: Layout::Cifar100, classes: 5, train_per_class: 3, test_per_class: 2, seed: 4, size: 0 };
+        let opts = SynthClsOptions {
+            layout: Layout::Cifar100,
+            classes: 5,
+            train_per_class: 3,
+            test_per_class: 2,
+            seed: 4,
+            size: 0,
+        };
         let a = generate(&dir.path().join("a"), &opts).unwrap();
         generate(&dir.path().join("b"), &opts).unwrap();
         assert_eq!((a.train, a.test), (15, 10));
         for f in ["train.bin", "test.bin", "fine_label_names.txt"] {
-            assert_eq!(std::fs::read(dir.path().join("a").join(f)).unwrap(), std::fs::read(dir.path().join("b").join(f)).unwrap());
+            assert_eq!(
+                std::fs::read(dir.path().join("a").join(f)).unwrap(),
+                std::fs::read(dir.path().join("b").join(f)).unwrap()
+            );
         }
         let other = generate(&dir.path().join("c"), &SynthClsOptions { seed: 5, ..opts.clone() }).unwrap();
         assert_eq!(other.class_names, a.class_names);
-        assert_ne!(std::fs::read(dir.path().join("a/train.bin")).unwrap(), std::fs::read(dir.path().join("c/train.bin")).unwrap());
+        assert_ne!(
+            std::fs::read(dir.path().join("a/train.bin")).unwrap(),
+            std::fs::read(dir.path().join("c/train.bin")).unwrap()
+        );
         let err = generate(&dir.path().join("a"), &opts).unwrap_err().to_string();
         assert!(err.contains("not empty"), "{err}");
         assert!(generate(&dir.path().join("d"), &SynthClsOptions { classes: 40, ..opts.clone() }).is_err());
@@ -415,8 +448,13 @@ mod tests {
         generate(&dir.path().join("f2"), &food).unwrap();
         let files = crate::folder::list_images(&dir.path().join("f1")).unwrap();
         assert_eq!(files.len(), 25);
-        for f in files.iter().map(|f| f.strip_prefix(dir.path().join("f1")).unwrap()).chain([Path::new("meta/train.txt")]) {
-            assert_eq!(std::fs::read(dir.path().join("f1").join(f)).unwrap(), std::fs::read(dir.path().join("f2").join(f)).unwrap());
+        for f in
+            files.iter().map(|f| f.strip_prefix(dir.path().join("f1")).unwrap()).chain([Path::new("meta/train.txt")])
+        {
+            assert_eq!(
+                std::fs::read(dir.path().join("f1").join(f)).unwrap(),
+                std::fs::read(dir.path().join("f2").join(f)).unwrap()
+            );
         }
         let small = SynthClsOptions { layout: Layout::Imagefolder, size: 8, ..opts.clone() };
         assert!(generate(&dir.path().join("e"), &small).unwrap_err().to_string().contains("16"));

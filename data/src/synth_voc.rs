@@ -93,7 +93,7 @@ pub fn generate(out_root: &Path, opts: SynthVocOptions) -> Result<Summary> {
         })
         .collect::<Result<_>>()?;
     let (trainval, test) = ids.split_at(opts.train);
-    let is_val = |i: usize| opts.train >= 2 && ((i + 1) % 5 == 0 || (opts.train < 5 && i + 1 == opts.train));
+    let is_val = |i: usize| opts.train >= 2 && ((i + 1).is_multiple_of(5) || (opts.train < 5 && i + 1 == opts.train));
     let val: Vec<&String> = trainval.iter().enumerate().filter(|(i, _)| is_val(*i)).map(|(_, id)| id).collect();
     let train: Vec<&String> = trainval.iter().enumerate().filter(|(i, _)| !is_val(*i)).map(|(_, id)| id).collect();
     let lists: [(&str, Vec<&String>); 4] =
@@ -104,7 +104,8 @@ pub fn generate(out_root: &Path, opts: SynthVocOptions) -> Result<Summary> {
         std::fs::write(&path, text).with_context(|| format!("cannot write '{}'", path.display()))?;
     }
     let labels = root.join("labels.txt");
-    std::fs::write(&labels, SYNTH_CLASSES.join("\n") + "\n").with_context(|| format!("cannot write '{}'", labels.display()))?;
+    std::fs::write(&labels, SYNTH_CLASSES.join("\n") + "\n")
+        .with_context(|| format!("cannot write '{}'", labels.display()))?;
     let all = objects.iter().flatten();
     Ok(Summary {
         root: root.clone(),
@@ -131,7 +132,8 @@ fn render(seed: u64, index: usize, size: u32) -> (RgbImage, Vec<SynthObject>) {
     for _ in 0..count {
         let class = rng.gen_range(0..SHAPES.len());
         let tiny = rng.gen_bool(0.06);
-        let side = if tiny { rng.gen_range(6.0..11.5) } else { (rng.gen_range(36f32.ln()..190f32.ln())).exp() * s / 300.0 };
+        let side =
+            if tiny { rng.gen_range(6.0..11.5) } else { (rng.gen_range(36f32.ln()..190f32.ln())).exp() * s / 300.0 };
         let aspect: f32 = rng.gen_range(0.6f32..1.6).sqrt();
         let (w, h) = ((side * aspect).round().clamp(4.0, 0.9 * s), (side / aspect).round().clamp(4.0, 0.9 * s));
         let cut = !tiny && rng.gen_bool(0.12);
@@ -250,7 +252,8 @@ mod tests {
         let b = [10.0, 5.0, 30.0, 45.0];
         fill_shape(&mut img, Shape::Triangle, b[0], b[1], b[2], b[3], [255, 255, 255]);
         let [xs, ys, xe, ye] = painted_extent(Shape::Triangle, &b, 50).unwrap();
-        let lit: Vec<(u32, u32)> = (0..50).flat_map(|y| (0..50).map(move |x| (x, y))).filter(|&(x, y)| img.pixel(x, y)[0] == 255).collect();
+        let lit: Vec<(u32, u32)> =
+            (0..50).flat_map(|y| (0..50).map(move |x| (x, y))).filter(|&(x, y)| img.pixel(x, y)[0] == 255).collect();
         assert_eq!(xs, lit.iter().map(|p| p.0).min().unwrap());
         assert_eq!(xe, lit.iter().map(|p| p.0).max().unwrap());
         assert_eq!(ys, lit.iter().map(|p| p.1).min().unwrap());

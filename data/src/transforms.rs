@@ -11,11 +11,8 @@ pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
 /// Resizes so that the shorter side is `size` (torchvision: the longer side is `int(size·long/short)`).
 pub fn resize_shorter(img: &RgbImage, size: u32) -> RgbImage {
     let (w, h) = (img.width as u64, img.height as u64);
-    let (nw, nh) = if w <= h {
-        (size as u64, (size as u64 * h / w).max(1))
-    } else {
-        ((size as u64 * w / h).max(1), size as u64)
-    };
+    let (nw, nh) =
+        if w <= h { (size as u64, (size as u64 * h / w).max(1)) } else { ((size as u64 * w / h).max(1), size as u64) };
     resize(img, nw as u32, nh as u32)
 }
 

@@ -4,16 +4,18 @@
 //! A stream that ends or closes gives `Ok(None)` from [`VideoReader::next_frame`]: callers stop cleanly.
 
 use crate::image_io::RgbImage;
-use anyhow::Result;
 #[cfg(not(feature = "opencv"))]
 use anyhow::bail;
+use anyhow::Result;
 use std::path::Path;
 
 /// Extensions treated as video files.
 pub const VIDEO_EXTENSIONS: [&str; 8] = ["mp4", "avi", "mov", "mkv", "webm", "m4v", "mpg", "mpeg"];
 
 pub fn is_video(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 #[cfg(feature = "opencv")]
@@ -58,7 +60,8 @@ mod backend {
         }
 
         pub fn open_webcam(index: i32) -> Result<Self> {
-            let cap = videoio::VideoCapture::new(index, videoio::CAP_ANY).with_context(|| format!("cannot open webcam {index}"))?;
+            let cap = videoio::VideoCapture::new(index, videoio::CAP_ANY)
+                .with_context(|| format!("cannot open webcam {index}"))?;
             if !cap.is_opened().unwrap_or(false) {
                 bail!("cannot open webcam {index}: none connected at that index, or no permission to open it");
             }
@@ -88,10 +91,21 @@ mod backend {
             if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
-            let code = if path.extension().and_then(|e| e.to_str()) == Some("avi") { ['M', 'J', 'P', 'G'] } else { ['m', 'p', '4', 'v'] };
-            let fourcc = videoio::VideoWriter::fourcc(code[0], code[1], code[2], code[3]).map_err(|e| anyhow!("{e}"))?;
-            let writer = videoio::VideoWriter::new(&path.to_string_lossy(), fourcc, fps, core::Size::new(width as i32, height as i32), true)
-                .with_context(|| format!("cannot create video '{}'", path.display()))?;
+            let code = if path.extension().and_then(|e| e.to_str()) == Some("avi") {
+                ['M', 'J', 'P', 'G']
+            } else {
+                ['m', 'p', '4', 'v']
+            };
+            let fourcc =
+                videoio::VideoWriter::fourcc(code[0], code[1], code[2], code[3]).map_err(|e| anyhow!("{e}"))?;
+            let writer = videoio::VideoWriter::new(
+                &path.to_string_lossy(),
+                fourcc,
+                fps,
+                core::Size::new(width as i32, height as i32),
+                true,
+            )
+            .with_context(|| format!("cannot create video '{}'", path.display()))?;
             if !writer.is_opened().unwrap_or(false) {
                 bail!("cannot create video '{}' (codec unavailable?)", path.display());
             }
@@ -113,7 +127,8 @@ mod backend {
 
     impl Window {
         pub fn open(name: &str) -> Result<Self> {
-            highgui::named_window(name, highgui::WINDOW_AUTOSIZE).map_err(|e| anyhow!("cannot open a window (no display?): {e}"))?;
+            highgui::named_window(name, highgui::WINDOW_AUTOSIZE)
+                .map_err(|e| anyhow!("cannot open a window (no display?): {e}"))?;
             Ok(Window { name: name.to_string() })
         }
 
@@ -136,7 +151,8 @@ mod backend {
 mod backend {
     use super::*;
 
-    const NEEDS_OPENCV: &str = "this is the headless build (no OpenCV): video files, webcams and windows need the `opencv` feature";
+    const NEEDS_OPENCV: &str =
+        "this is the headless build (no OpenCV): video files, webcams and windows need the `opencv` feature";
 
     pub struct VideoReader {
         pub name: String,

@@ -78,7 +78,11 @@ impl PriorConfig {
         if n == 0 {
             bail!("ssd.priors: no feature maps");
         }
-        for (name, len) in [("min_sizes", self.min_sizes.len()), ("max_sizes", self.max_sizes.len()), ("aspect_ratios", self.aspect_ratios.len())] {
+        for (name, len) in [
+            ("min_sizes", self.min_sizes.len()),
+            ("max_sizes", self.max_sizes.len()),
+            ("aspect_ratios", self.aspect_ratios.len()),
+        ] {
             if len != n {
                 bail!("ssd.priors.{name} has {len} entries for {n} feature maps");
             }

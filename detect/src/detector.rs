@@ -37,7 +37,8 @@ pub struct Detector {
 /// The detector's `[ssd]` section as stored in a checkpoint record.
 pub fn ssd_config_of(meta: &CheckpointMeta, path: &Path) -> Result<SsdConfig> {
     meta.expect_task(Task::Detect, path)?;
-    serde_json::from_value(meta.model.clone()).with_context(|| format!("'{}': its record has no usable [ssd] section", path.display()))
+    serde_json::from_value(meta.model.clone())
+        .with_context(|| format!("'{}': its record has no usable [ssd] section", path.display()))
 }
 
 impl Detector {
@@ -64,7 +65,12 @@ impl Detector {
     }
 
     /// Detections of a batch of preprocessed images, scaled to each image's (width, height).
-    pub fn detect_batch(&self, inputs: &[Tensor], sizes: &[(u32, u32)], post: &PostprocessConfig) -> Result<Vec<Vec<PixelDetection>>> {
+    pub fn detect_batch(
+        &self,
+        inputs: &[Tensor],
+        sizes: &[(u32, u32)],
+        post: &PostprocessConfig,
+    ) -> Result<Vec<Vec<PixelDetection>>> {
         let xs = Tensor::stack(inputs, 0).to_device(self.device);
         let dets = self.ssd.detect(&xs, post)?;
         Ok(dets.into_iter().zip(sizes).map(|(d, &(w, h))| to_pixels(d, w, h, &self.meta.class_names)).collect())
@@ -103,7 +109,15 @@ pub fn annotate(img: &RgbImage, dets: &[PixelDetection]) -> RgbImage {
         let color = class_color(d.class);
         draw_rect(&mut out, b.xmin, b.ymin, b.xmax - 1.0, b.ymax - 1.0, thickness, color);
         let label_y = (b.ymin as i64 - 9 * scale as i64).max(0);
-        draw_label(&mut out, b.xmin as i64, label_y, &format!("{} {:.2}", d.name, d.score), scale, [255, 255, 255], color);
+        draw_label(
+            &mut out,
+            b.xmin as i64,
+            label_y,
+            &format!("{} {:.2}", d.name, d.score),
+            scale,
+            [255, 255, 255],
+            color,
+        );
     }
     out
 }

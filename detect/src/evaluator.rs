@@ -2,9 +2,9 @@
 //! ([`crate::voc_map`]).
 
 use crate::detector::{to_pixels, PixelDetection};
-use crate::voc_map::{mean_average_precision, DetectionRecord, EvalResult, GroundTruth, Metric};
 use crate::postprocess::PostprocessConfig;
 use crate::ssd::Ssd;
+use crate::voc_map::{mean_average_precision, DetectionRecord, EvalResult, GroundTruth, Metric};
 use anyhow::Result;
 use skipblock_core::boxes::BBox;
 use skipblock_core::loader::{load_epoch, LoaderConfig};
@@ -31,13 +31,26 @@ pub fn ground_truths(voc: &VocDataset, limit: usize) -> Vec<GroundTruth> {
         .take(limit)
         .flat_map(|(i, r)| {
             let id = image_id(voc, i);
-            r.objects.iter().map(move |o| GroundTruth { image_id: id.clone(), class: o.class, bbox: o.bbox.to_voc(), difficult: o.difficult })
+            r.objects.iter().map(move |o| GroundTruth {
+                image_id: id.clone(),
+                class: o.class,
+                bbox: o.bbox.to_voc(),
+                difficult: o.difficult,
+            })
         })
         .collect()
 }
 
 /// Runs the detector (eval mode) over the first `limit` images of `data`; detections per record index.
-pub fn detect_split(ssd: &Ssd, data: Arc<DetDataset>, device: Device, loader: &LoaderConfig, post: &PostprocessConfig, limit: usize, progress: bool) -> Result<Vec<(usize, Vec<PixelDetection>)>> {
+pub fn detect_split(
+    ssd: &Ssd,
+    data: Arc<DetDataset>,
+    device: Device,
+    loader: &LoaderConfig,
+    post: &PostprocessConfig,
+    limit: usize,
+    progress: bool,
+) -> Result<Vec<(usize, Vec<PixelDetection>)>> {
     let config = LoaderConfig { shuffle: false, drop_last: false, strict: true, ..loader.clone() };
     let n = data.voc().records.len().min(limit);
     let batches = load_epoch(data.clone(), 0, &config)?;
@@ -76,7 +89,17 @@ pub fn to_records(voc: &VocDataset, detections: &[(usize, Vec<PixelDetection>)])
 
 /// mAP of the detector on (the first `limit` images of) a split.
 #[allow(clippy::too_many_arguments)]
-pub fn evaluate_split(ssd: &Ssd, data: Arc<DetDataset>, device: Device, loader: &LoaderConfig, post: &PostprocessConfig, metric: Metric, iou: f32, limit: usize, progress: bool) -> Result<(EvalResult, Vec<DetectionRecord>)> {
+pub fn evaluate_split(
+    ssd: &Ssd,
+    data: Arc<DetDataset>,
+    device: Device,
+    loader: &LoaderConfig,
+    post: &PostprocessConfig,
+    metric: Metric,
+    iou: f32,
+    limit: usize,
+    progress: bool,
+) -> Result<(EvalResult, Vec<DetectionRecord>)> {
     let dets = detect_split(ssd, data.clone(), device, loader, post, limit, progress)?;
     let voc = data.voc();
     let records = to_records(voc, &dets);

@@ -11,8 +11,9 @@
 use skipblock_core::model::layers::{Act, BlockOptions, Conv, ConvBn, InvertedResidual};
 use tch::{nn, Tensor};
 
-/// One extra feature layer (stride 2).
+/// One extra feature layer (stride 2). Built once per model: the variants' sizes do not matter.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Extra {
     /// Inverted residual (`extras.{i}.conv.{0,1,3,4,7,8}`).
     Lite(InvertedResidual),
@@ -55,6 +56,7 @@ impl Extra {
 
 /// A predictor: maps a feature map to `outputs` channels per location.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Predictor {
     /// A plain conv with bias (`{p}`), 3×3 (SSD) or 1×1 (SSDLite's last map).
     Plain(Conv),
@@ -100,7 +102,15 @@ pub struct Head {
 
 impl Head {
     /// `loc.{k}` and `conf.{k}` under `p`.
-    pub fn new(p: &nn::Path, k: usize, cin: i64, boxes_per_location: i64, num_classes: i64, kind: HeadKind, o: BlockOptions) -> Self {
+    pub fn new(
+        p: &nn::Path,
+        k: usize,
+        cin: i64,
+        boxes_per_location: i64,
+        num_classes: i64,
+        kind: HeadKind,
+        o: BlockOptions,
+    ) -> Self {
         let (loc_p, conf_p) = (p / "loc" / k.to_string(), p / "conf" / k.to_string());
         let (nl, nc) = (boxes_per_location * 4, boxes_per_location * num_classes);
         let (loc, conf) = match kind {

@@ -100,7 +100,8 @@ mod tests {
 
     /// Three priors (centre form): left square, right square, a large box covering both.
     fn matcher(threshold: f64) -> Matcher {
-        let priors = Tensor::from_slice(&[0.25f32, 0.5, 0.4, 0.4, 0.75, 0.5, 0.4, 0.4, 0.5, 0.5, 1.0, 1.0]).view([3, 4]);
+        let priors =
+            Tensor::from_slice(&[0.25f32, 0.5, 0.4, 0.4, 0.75, 0.5, 0.4, 0.4, 0.5, 0.5, 1.0, 1.0]).view([3, 4]);
         Matcher::new(&priors, threshold, BoxCoder::default())
     }
 

@@ -95,8 +95,13 @@ impl MultiboxLoss {
         let pos = conf_t.gt(0);
         let num_pos = pos.sum(Kind::Int64).int64_value(&[]);
         let norm = num_pos.max(1) as f64;
-        let loc_elem = loc_pred.to_kind(Kind::Float).smooth_l1_loss(&loc_t.to_device(device).to_kind(Kind::Float), Reduction::None, 1.0);
-        let loc_loss = (loc_elem.sum_dim_intlist(2, false, Kind::Float) * pos.to_kind(Kind::Float)).sum(Kind::Float) / norm;
+        let loc_elem = loc_pred.to_kind(Kind::Float).smooth_l1_loss(
+            &loc_t.to_device(device).to_kind(Kind::Float),
+            Reduction::None,
+            1.0,
+        );
+        let loc_loss =
+            (loc_elem.sum_dim_intlist(2, false, Kind::Float) * pos.to_kind(Kind::Float)).sum(Kind::Float) / norm;
         let conf_loss = per_image.sum(Kind::Float) / norm;
         Ok(MultiboxOutput { loc_loss, conf_loss, num_pos })
     }
@@ -115,7 +120,10 @@ mod tests {
     #[test]
     fn mining_keeps_three_negatives_per_positive_the_hardest_first() {
         let l = labels(&[&[0, 2, 0, 0, 0, 0, 0, 0, 0, 0], &[0, 0, 0, 0, 0, 0, 0, 0, 1, 1]]);
-        let bg = Tensor::from_slice(&[0.1f32, 9.0, 0.5, 0.3, 0.9, 0.2, 0.8, 0.0, 0.7, 0.4, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 0.1, 0.1]).view([2, 10]);
+        let bg = Tensor::from_slice(&[
+            0.1f32, 9.0, 0.5, 0.3, 0.9, 0.2, 0.8, 0.0, 0.7, 0.4, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 0.1, 0.1,
+        ])
+        .view([2, 10]);
         let mask: Vec<bool> = Vec::try_from(hard_negative_mask(&bg, &l, 3).view([-1])).unwrap();
         let picked = |row: usize| (0..10).filter(|&i| mask[row * 10 + i]).collect::<Vec<_>>();
         // Image 0: the positive (index 1) and the 3 highest background losses 0.9, 0.8, 0.7.
@@ -135,14 +143,17 @@ mod tests {
         tch::manual_seed(0);
         let (b, p, c) = (2, 30, 4);
         let loc_t = Tensor::randn([b, p, 4], (Kind::Float, Device::Cpu));
-        let conf_t = Tensor::randint(c, [b, p], (Kind::Int64, Device::Cpu)) * Tensor::rand([b, p], (Kind::Float, Device::Cpu)).gt(0.6);
+        let conf_t = Tensor::randint(c, [b, p], (Kind::Int64, Device::Cpu))
+            * Tensor::rand([b, p], (Kind::Float, Device::Cpu)).gt(0.6);
         let confident = conf_t.one_hot(c).to_kind(Kind::Float) * 20.0;
         let loss = MultiboxLoss::default();
         let good = loss.compute(&loc_t, &confident, &loc_t, &conf_t, None).unwrap();
         assert_eq!(good.loc_loss.double_value(&[]), 0.0);
         assert!(good.conf_loss.double_value(&[]) < 1e-6);
         assert!(good.num_pos > 0);
-        let random = loss.compute(&loc_t.zeros_like(), &Tensor::randn([b, p, c], (Kind::Float, Device::Cpu)), &loc_t, &conf_t, None).unwrap();
+        let random = loss
+            .compute(&loc_t.zeros_like(), &Tensor::randn([b, p, c], (Kind::Float, Device::Cpu)), &loc_t, &conf_t, None)
+            .unwrap();
         assert!(random.loc_loss.double_value(&[]) > 0.1 && random.conf_loss.double_value(&[]) > 0.1);
         // Weights scale each image's classification term, not the localisation term.
         let w = Tensor::from_slice(&[0.5f32, 1.5]);
@@ -151,7 +162,16 @@ mod tests {
         let weighted = loss.compute(&loc_t.zeros_like(), &logits, &loc_t, &conf_t, Some(&w)).unwrap();
         assert_eq!(plain.loc_loss.double_value(&[]), weighted.loc_loss.double_value(&[]));
         let per_image: Vec<f64> = (0..2)
-            .map(|i| loss.compute(&loc_t.narrow(0, i, 1).zeros_like(), &logits.narrow(0, i, 1), &loc_t.narrow(0, i, 1), &conf_t.narrow(0, i, 1), None).unwrap())
+            .map(|i| {
+                loss.compute(
+                    &loc_t.narrow(0, i, 1).zeros_like(),
+                    &logits.narrow(0, i, 1),
+                    &loc_t.narrow(0, i, 1),
+                    &conf_t.narrow(0, i, 1),
+                    None,
+                )
+                .unwrap()
+            })
             .map(|o| o.conf_loss.double_value(&[]) * o.num_pos.max(1) as f64)
             .collect();
         let expected = (0.5 * per_image[0] + 1.5 * per_image[1]) / plain.num_pos as f64;

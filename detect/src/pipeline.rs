@@ -61,7 +61,10 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
     let val_voc = open_split(&val_roots, &d.val_split, &classes, d.strict)?;
     ui::info(format!(
         "{} classes; {} training images ({} objects), {} validation images",
-        classes.len(), train_voc.len(), train_voc.num_objects(), val_voc.len()
+        classes.len(),
+        train_voc.len(),
+        train_voc.num_objects(),
+        val_voc.len()
     ));
     let mut ssd_config = recipe.ssd.clone();
     ssd_config.num_classes = classes.len() as i64 + 1;
@@ -109,6 +112,12 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
         backbone_lr_mult: recipe.backbone.lr_mult,
         run_dir: run_dir.clone(),
     };
-    let options = opts.fit_options(run_dir, recipe.sections(), loader, Monitor::ValMap, config::to_toml(recipe).context("recipe")?);
+    let options = opts.fit_options(
+        run_dir,
+        recipe.sections(),
+        loader,
+        Monitor::ValMap,
+        config::to_toml(recipe).context("recipe")?,
+    );
     fit(&mut task, &vs, &options)
 }

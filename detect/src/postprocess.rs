@@ -38,11 +38,20 @@ pub struct Detection {
 
 /// Detections of each image of a batch, best first. `loc [B, P, 4]`, `conf [B, P, C]` as the detector
 /// outputs them; `priors [P, 4]` centre form.
-pub fn postprocess(loc: &Tensor, conf: &Tensor, priors: &Tensor, coder: &BoxCoder, cfg: &PostprocessConfig) -> Result<Vec<Vec<Detection>>> {
+pub fn postprocess(
+    loc: &Tensor,
+    conf: &Tensor,
+    priors: &Tensor,
+    coder: &BoxCoder,
+    cfg: &PostprocessConfig,
+) -> Result<Vec<Vec<Detection>>> {
     let (ls, cs) = (loc.size(), conf.size());
     let p = priors.size();
     if ls.len() != 3 || ls[2] != 4 || cs.len() != 3 || cs[..2] != ls[..2] || p != [ls[1], 4] {
-        bail!("postprocess: predictions {ls:?} (loc) and {cs:?} (conf) do not fit {} priors", p.first().copied().unwrap_or(0));
+        bail!(
+            "postprocess: predictions {ls:?} (loc) and {cs:?} (conf) do not fit {} priors",
+            p.first().copied().unwrap_or(0)
+        );
     }
     let (b, num_priors, num_classes) = (cs[0] as usize, cs[1] as usize, cs[2] as usize);
     let (boxes, scores) = tch::no_grad(|| {
@@ -101,15 +110,14 @@ mod tests {
 
     /// Four priors (centre form): two nearly identical, one elsewhere, one in a corner.
     fn priors() -> Tensor {
-        Tensor::from_slice(&[0.3f32, 0.3, 0.2, 0.2, 0.31, 0.3, 0.2, 0.2, 0.7, 0.7, 0.3, 0.3, 0.1, 0.9, 0.1, 0.1]).view([4, 4])
+        Tensor::from_slice(&[0.3f32, 0.3, 0.2, 0.2, 0.31, 0.3, 0.2, 0.2, 0.7, 0.7, 0.3, 0.3, 0.1, 0.9, 0.1, 0.1])
+            .view([4, 4])
     }
 
     /// Logits that give class `c` probability ≈ 1 (or spread evenly when `c` is None).
     fn logits(rows: &[Option<usize>], classes: usize) -> Tensor {
-        let v: Vec<f32> = rows
-            .iter()
-            .flat_map(|r| (0..classes).map(move |c| if *r == Some(c) { 10.0 } else { 0.0 }))
-            .collect();
+        let v: Vec<f32> =
+            rows.iter().flat_map(|r| (0..classes).map(move |c| if *r == Some(c) { 10.0 } else { 0.0 })).collect();
         Tensor::from_slice(&v).view([1, rows.len() as i64, classes as i64])
     }
 

@@ -5,7 +5,7 @@
 //! [`backbone_prefix`]), `sources.{0,1}.*` (SSD only), `extras.{i}.*`, `heads.loc.{k}.*`,
 //! `heads.conf.{k}.*`.
 
-use crate::anchors::{self, PriorConfig};
+use crate::anchors;
 use crate::config::SsdConfig;
 use crate::heads::{Extra, Head, HeadKind};
 use crate::matcher::Matcher;
@@ -85,7 +85,9 @@ impl Ssd {
             .iter()
             .zip(&config.sources)
             .enumerate()
-            .map(|(i, (&cin, &w))| (w > 0).then(|| ConvBn::seq(&(&src / i.to_string()), 0, cin, w, 1, 1, 1, Act::Relu, opts)))
+            .map(|(i, (&cin, &w))| {
+                (w > 0).then(|| ConvBn::seq(&(&src / i.to_string()), 0, cin, w, 1, 1, 1, Act::Relu, opts))
+            })
             .collect();
         let width = |s: &Option<ConvBn>, tap: i64| s.as_ref().map_or(tap, |c| c.out_channels);
         let mut channels = vec![width(&sources[0], c16), width(&sources[1], c32)];
@@ -106,7 +108,11 @@ impl Ssd {
             extras,
             heads: Vec::new(),
             priors: Tensor::new(),
-            matcher: Matcher::new(&Tensor::zeros([0, 4], (Kind::Float, tch::Device::Cpu)), config.match_iou, config.box_coder),
+            matcher: Matcher::new(
+                &Tensor::zeros([0, 4], (Kind::Float, tch::Device::Cpu)),
+                config.match_iou,
+                config.box_coder,
+            ),
             multibox: MultiboxLoss { neg_pos_ratio: config.neg_pos_ratio },
         };
         let maps = tch::no_grad(|| {
@@ -117,10 +123,8 @@ impl Ssd {
         if let Some(s) = maps.iter().find(|s| s[2] != s[3]) {
             bail!("a {0}x{0} input gave a non-square {1}x{2} feature map", config.input_size, s[2], s[3]);
         }
-        config.priors = config
-            .priors
-            .resolve(&sides)
-            .with_context(|| format!("{} at input {}", config.arch, config.input_size))?;
+        config.priors =
+            config.priors.resolve(&sides).with_context(|| format!("{} at input {}", config.arch, config.input_size))?;
         let hp = p / "heads";
         let last = channels.len() - 1;
         ssd.heads = channels
@@ -159,10 +163,21 @@ impl Ssd {
     /// The training loss of a batch's predictions: the matcher turns each image's ground truth into
     /// per-prior targets, then the multibox loss (hard-negative mining at `ssd.neg_pos_ratio`), each
     /// image's classification term scaled by `sample_weights` (the bias loss's z(v)) when given.
-    pub fn compute_loss(&self, out: &SsdOutput, targets: &[ImageTargets], sample_weights: Option<&Tensor>) -> Result<MultiboxOutput> {
+    pub fn compute_loss(
+        &self,
+        out: &SsdOutput,
+        targets: &[ImageTargets],
+        sample_weights: Option<&Tensor>,
+    ) -> Result<MultiboxOutput> {
         let t = self.matcher.batch_targets(targets)?;
         let device = out.loc.device();
-        self.multibox.compute(&out.loc, &out.conf, &t.loc.to_device(device), &t.labels.to_device(device), sample_weights)
+        self.multibox.compute(
+            &out.loc,
+            &out.conf,
+            &t.loc.to_device(device),
+            &t.labels.to_device(device),
+            sample_weights,
+        )
     }
 
     /// Detections of a batch of preprocessed images `[B, 3, S, S]` (eval mode, no autograd): decoded,
@@ -179,7 +194,8 @@ impl Ssd {
 
     fn features_and_maps(&self, xs: &Tensor, train: bool) -> (Tensor, Vec<Tensor>) {
         let f = self.backbone.forward_features(xs, train);
-        let adapt = |s: &Option<ConvBn>, t: &Tensor| s.as_ref().map_or_else(|| t.shallow_clone(), |c| c.forward_t(t, train));
+        let adapt =
+            |s: &Option<ConvBn>, t: &Tensor| s.as_ref().map_or_else(|| t.shallow_clone(), |c| c.forward_t(t, train));
         let mut maps = vec![adapt(&self.sources[0], &f.expansion16), adapt(&self.sources[1], &f.last)];
         for extra in &self.extras {
             let next = extra.forward_t(maps.last().expect("two taps"), train);
@@ -192,7 +208,8 @@ impl Ssd {
     /// `input_size` (another size gives another number of predictions than of priors).
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> SsdOutput {
         let (features, maps) = self.features_and_maps(xs, train);
-        let (locs, confs): (Vec<Tensor>, Vec<Tensor>) = maps.iter().zip(&self.heads).map(|(m, h)| h.forward_t(m, train)).unzip();
+        let (locs, confs): (Vec<Tensor>, Vec<Tensor>) =
+            maps.iter().zip(&self.heads).map(|(m, h)| h.forward_t(m, train)).unzip();
         SsdOutput { loc: Tensor::cat(&locs, 1), conf: Tensor::cat(&confs, 1), features }
     }
 
@@ -213,16 +230,12 @@ impl Ssd {
             let _ = self.forward_t(xs, false);
         })
     }
-
-    /// The configuration of the priors, as resolved against the network.
-    pub fn prior_config(&self) -> &PriorConfig {
-        &self.config.priors
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anchors::PriorConfig;
     use skipblock_core::model::Arch;
     use std::collections::BTreeMap;
     use tch::Device;
@@ -318,7 +331,8 @@ mod tests {
     fn compute_loss_matches_targets_and_reads_the_mining_ratio() {
         let (_vs, mut ssd) = build(Arch::SsdliteSkipblocknetXs, 128, Some(vec![])).unwrap();
         let xs = Tensor::rand([2, 3, 128, 128], (Kind::Float, Device::Cpu));
-        let targets = vec![(vec![BBox::new(0.1, 0.1, 0.6, 0.7)], vec![3]), (vec![BBox::new(0.5, 0.4, 0.9, 0.9)], vec![1])];
+        let targets =
+            vec![(vec![BBox::new(0.1, 0.1, 0.6, 0.7)], vec![3]), (vec![BBox::new(0.5, 0.4, 0.9, 0.9)], vec![1])];
         let out = ssd.forward_t(&xs, true);
         let three = ssd.compute_loss(&out, &targets, None).unwrap();
         assert!(three.num_pos >= 2, "every ground truth gets at least its best prior");
@@ -331,7 +345,8 @@ mod tests {
         let weighted = ssd.compute_loss(&out, &targets, Some(&half)).unwrap();
         assert!((f64::try_from(&weighted.conf_loss).unwrap() - c0 / 2.0).abs() < 1e-5);
         let cfg = SsdConfig { neg_pos_ratio: 5, ..SsdConfig::for_arch(Arch::SsdliteSkipblocknetXs, 4).unwrap() };
-        let cfg = SsdConfig { input_size: 128, priors: PriorConfig { feature_maps: vec![], ..cfg.priors.clone() }, ..cfg };
+        let cfg =
+            SsdConfig { input_size: 128, priors: PriorConfig { feature_maps: vec![], ..cfg.priors.clone() }, ..cfg };
         let vs = VarStore::new(Device::Cpu);
         assert_eq!(Ssd::new(&vs.root(), &cfg, BlockOptions::default()).unwrap().multibox.neg_pos_ratio, 5);
     }

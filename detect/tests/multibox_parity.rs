@@ -28,7 +28,14 @@ fn inputs() -> (Tensor, Tensor, Tensor, Tensor) {
     let conf_pred = Tensor::randn([b, p, c], opts) * 2.0;
     let loc_t = Tensor::randn([b, p, 4], opts) * 1.5;
     let classes = Tensor::randint_low(1, c, [b, p], (Kind::Int64, Device::Cpu));
-    let keep = Tensor::stack(&[Tensor::rand([p], opts).lt(0.08), Tensor::rand([p], opts).lt(0.6), Tensor::zeros([p], (Kind::Bool, Device::Cpu))], 0);
+    let keep = Tensor::stack(
+        &[
+            Tensor::rand([p], opts).lt(0.08),
+            Tensor::rand([p], opts).lt(0.6),
+            Tensor::zeros([p], (Kind::Bool, Device::Cpu)),
+        ],
+        0,
+    );
     let conf_t = classes * keep;
     (loc_pred, conf_pred, loc_t, conf_t)
 }

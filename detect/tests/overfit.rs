@@ -56,7 +56,12 @@ fn ssdlite_xs_overfits_two_images() {
         let l = ssd.compute_loss(&out, &gt, Some(&weights)).unwrap();
         let total = l.total();
         if losses.is_empty() {
-            println!("start: loc {:.3} conf {:.3} positives {}", l.loc_loss.double_value(&[]), l.conf_loss.double_value(&[]), l.num_pos);
+            println!(
+                "start: loc {:.3} conf {:.3} positives {}",
+                l.loc_loss.double_value(&[]),
+                l.conf_loss.double_value(&[]),
+                l.num_pos
+            );
         }
         opt.backward_step_clip_norm(&total, 10.0);
         losses.push(total.double_value(&[]));

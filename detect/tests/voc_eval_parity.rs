@@ -8,8 +8,10 @@
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use skipblock_detect::voc_map::{mean_average_precision, read_result_files, write_result_files, DetectionRecord, EvalResult, GroundTruth, Metric};
 use skipblock_data::voc::{write_annotation, VocAnnotation, VocObject};
+use skipblock_detect::voc_map::{
+    mean_average_precision, read_result_files, write_result_files, DetectionRecord, EvalResult, GroundTruth, Metric,
+};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,8 +19,26 @@ use std::process::Command;
 use std::time::Instant;
 
 const VOC_CLASSES: [&str; 20] = [
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog", "horse",
-    "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 ];
 
 fn repo_root() -> PathBuf {
@@ -66,7 +86,14 @@ fn read_voc(root: &Path, classes: &[String]) -> Vec<GroundTruth> {
 
 /// Random objects of classes `0..classes_with_gt`, plus difficult-only objects of class
 /// `difficult_only` when given; image 0 has none.
-fn random_objects<'a>(rng: &mut StdRng, n_images: usize, names: &[&'a str], classes_with_gt: usize, difficult_only: Option<usize>, max_objects: usize) -> Vec<Vec<(&'a str, [u32; 4], bool)>> {
+fn random_objects<'a>(
+    rng: &mut StdRng,
+    n_images: usize,
+    names: &[&'a str],
+    classes_with_gt: usize,
+    difficult_only: Option<usize>,
+    max_objects: usize,
+) -> Vec<Vec<(&'a str, [u32; 4], bool)>> {
     (0..n_images)
         .map(|i| {
             let n = if i == 0 { 0 } else { rng.gen_range(1..=max_objects) };
@@ -91,12 +118,22 @@ fn jitter(rng: &mut StdRng, r: i32) -> f32 {
 
 /// A score: coarse (k / 20, many ties) or fine (6 decimals), as the result file will hold it.
 fn score(rng: &mut StdRng) -> f32 {
-    if rng.gen_bool(0.5) { rng.gen_range(0..=20) as f32 / 20.0 } else { rng.gen_range(0..1_000_000) as f32 / 1e6 }
+    if rng.gen_bool(0.5) {
+        rng.gen_range(0..=20) as f32 / 20.0
+    } else {
+        rng.gen_range(0..1_000_000) as f32 / 1e6
+    }
 }
 
 /// Jittered copies of the ground truth (some missed, some duplicated) and `fp_per_image` random false
 /// positives per image of classes `fp_classes`.
-fn random_detections(rng: &mut StdRng, gts: &[GroundTruth], n_images: usize, fp_classes: &[usize], fp_per_image: usize) -> Vec<DetectionRecord> {
+fn random_detections(
+    rng: &mut StdRng,
+    gts: &[GroundTruth],
+    n_images: usize,
+    fp_classes: &[usize],
+    fp_per_image: usize,
+) -> Vec<DetectionRecord> {
     let mut dets = Vec::new();
     let push_copy = |rng: &mut StdRng, g: &GroundTruth, dets: &mut Vec<DetectionRecord>| {
         let [x0, y0, x1, y1] = g.bbox;
@@ -130,10 +167,20 @@ fn random_detections(rng: &mut StdRng, gts: &[GroundTruth], n_images: usize, fp_
 }
 
 /// Runs the Python reference; (class → AP, mAP).
-fn python_reference(root: &Path, dets: &Path, classes: &[String], use07: bool, iou: f32) -> (HashMap<String, f64>, f64) {
+fn python_reference(
+    root: &Path,
+    dets: &Path,
+    classes: &[String],
+    use07: bool,
+    iou: f32,
+) -> (HashMap<String, f64>, f64) {
     let python = repo_root().join(".venv/bin/python");
     let mut cmd = Command::new(&python);
-    cmd.arg(repo_root().join("tests/python/voc_eval_ref.py")).arg("--root").arg(root).args(["--split", "test", "--detections"]).arg(dets);
+    cmd.arg(repo_root().join("tests/python/voc_eval_ref.py"))
+        .arg("--root")
+        .arg(root)
+        .args(["--split", "test", "--detections"])
+        .arg(dets);
     cmd.args(["--classes", &classes.join(","), "--iou", &iou.to_string()]);
     if use07 {
         cmd.arg("--use07");
@@ -213,7 +260,12 @@ fn large_scale_timing_and_parity() {
         let t = Instant::now();
         let python = python_reference(&root, &dir, &classes, metric == Metric::Voc07, 0.5);
         let py_s = t.elapsed().as_secs_f64();
-        println!("{metric:?}: {} GT, {} detections: evaluate {rust_s:.3} s, voc_eval_ref.py {py_s:.1} s, mAP {:.4}", gts.len(), dets.len(), rust.map);
+        println!(
+            "{metric:?}: {} GT, {} detections: evaluate {rust_s:.3} s, voc_eval_ref.py {py_s:.1} s, mAP {:.4}",
+            gts.len(),
+            dets.len(),
+            rust.map
+        );
         assert_parity(&rust, &python, &format!("{metric:?}"));
     }
 }

@@ -6,8 +6,8 @@ use super::GlobalArgs;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use skipblock_core::loss::{Loss, LossConfig};
 use skipblock_classify::classifier::{build, Classifier};
+use skipblock_core::loss::{Loss, LossConfig};
 use skipblock_core::model::{Arch, BlockOptions};
 use skipblock_core::recipe::OptimSection;
 use skipblock_core::train::optim::Optimizer;
@@ -68,23 +68,37 @@ fn time_ms(iters: usize, warmup: usize, mut f: impl FnMut()) -> f64 {
     for _ in 0..warmup {
         f();
     }
-    median((0..iters.max(1)).map(|_| {
-        let t = Instant::now();
-        f();
-        t.elapsed().as_secs_f64() * 1e3
-    }).collect())
+    median(
+        (0..iters.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
 }
 
 /// The reference script shipped with the repository.
 fn reference_script() -> Result<PathBuf> {
-    let candidates = [PathBuf::from("tests/python/bench_ref.py"), Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/bench_ref.py")];
-    candidates.into_iter().find(|p| p.exists()).context("tests/python/bench_ref.py not found: run bench from the repository root")
+    let candidates = [
+        PathBuf::from("tests/python/bench_ref.py"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/bench_ref.py"),
+    ];
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .context("tests/python/bench_ref.py not found: run bench from the repository root")
 }
 
 fn python(args: &CommonArgs) -> PathBuf {
     args.python.clone().unwrap_or_else(|| {
         let venv = PathBuf::from(".venv/bin/python");
-        if venv.exists() { venv } else { PathBuf::from("python3") }
+        if venv.exists() {
+            venv
+        } else {
+            PathBuf::from("python3")
+        }
     })
 }
 
@@ -126,11 +140,20 @@ fn bench_backbone(args: &CommonArgs) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     for threads in [1, all_threads()] {
         tch::set_num_threads(threads as i32);
-        let ours = tch::no_grad(|| time_ms(args.iters, 3, || {
-            let _ = model.net.forward_t(&x, false);
-        }));
-        let reference = if args.no_reference { None } else { Some(run_reference(args, "forward", &weights, threads, 1)?) };
-        rows.push(Row { name: format!("skipblocknet-m forward b1 224 {threads} thread(s)"), unit: "ms", ours, ratio: reference.map(|r| ours / r), reference });
+        let ours = tch::no_grad(|| {
+            time_ms(args.iters, 3, || {
+                let _ = model.net.forward_t(&x, false);
+            })
+        });
+        let reference =
+            if args.no_reference { None } else { Some(run_reference(args, "forward", &weights, threads, 1)?) };
+        rows.push(Row {
+            name: format!("skipblocknet-m forward b1 224 {threads} thread(s)"),
+            unit: "ms",
+            ours,
+            ratio: reference.map(|r| ours / r),
+            reference,
+        });
     }
     Ok(rows)
 }
@@ -158,7 +181,13 @@ fn bench_train_step(args: &CommonArgs) -> Result<Vec<Row>> {
     } else {
         Some(run_reference(&CommonArgs { iters, ..args.clone() }, "train-step", &weights, threads, batch as usize)?)
     };
-    Ok(vec![Row { name: format!("train step b{batch} 224 bias loss SGD {threads} thread(s)"), unit: "ms", ours, ratio: reference.map(|r| ours / r), reference }])
+    Ok(vec![Row {
+        name: format!("train step b{batch} 224 bias loss SGD {threads} thread(s)"),
+        unit: "ms",
+        ours,
+        ratio: reference.map(|r| ours / r),
+        reference,
+    }])
 }
 
 fn throughput_row(name: String, images: usize, seconds: f64) -> Row {
@@ -170,17 +199,36 @@ fn bench_loaders(_args: &CommonArgs) -> Result<Vec<Row>> {
     use skipblock_data::classification::{open, Augment, ClsDataset, ClsTransform, Layout, Split};
     let dir = tempfile::tempdir()?;
     let cls = dir.path().join("food");
-    skipblock_data::synth_cls::generate(&cls, &skipblock_data::synth_cls::SynthClsOptions { classes: 8, train_per_class: 40, test_per_class: 1, size: 256, ..Default::default() })?;
-    skipblock_data::synth_voc::generate(dir.path(), skipblock_data::synth_voc::SynthVocOptions { train: 200, test: 1, seed: 0, size: 300 })?;
+    skipblock_data::synth_cls::generate(
+        &cls,
+        &skipblock_data::synth_cls::SynthClsOptions {
+            classes: 8,
+            train_per_class: 40,
+            test_per_class: 1,
+            size: 256,
+            ..Default::default()
+        },
+    )?;
+    skipblock_data::synth_voc::generate(
+        dir.path(),
+        skipblock_data::synth_voc::SynthVocOptions { train: 200, test: 1, seed: 0, size: 300 },
+    )?;
     let config = LoaderConfig { batch_size: 32, shuffle: true, ..Default::default() };
     let set = open(&cls, Layout::Food101, Split::Train, 0.0, 0)?;
     let n = set.len();
-    let data = std::sync::Arc::new(ClsDataset::new(set, ClsTransform::new(Augment::Inception, 224, 256.0 / 224.0, 0.0, false)?));
+    let data = std::sync::Arc::new(ClsDataset::new(
+        set,
+        ClsTransform::new(Augment::Inception, 224, 256.0 / 224.0, 0.0, false)?,
+    ));
     let t = Instant::now();
     for b in load_epoch(data, 0, &config)? {
         b?;
     }
-    let cls_row = throughput_row(format!("classification loader 256px JPEG -> Inception 224, {} workers", all_threads()), n, t.elapsed().as_secs_f64());
+    let cls_row = throughput_row(
+        format!("classification loader 256px JPEG -> Inception 224, {} workers", all_threads()),
+        n,
+        t.elapsed().as_secs_f64(),
+    );
     let root = dir.path().join("VOCdevkit/VOC2007");
     let classes = skipblock_data::voc::read_labels(&root.join("labels.txt"))?;
     let (voc, _) = skipblock_data::voc::VocDataset::open(&[root], "trainval", &classes, true)?;
@@ -190,14 +238,21 @@ fn bench_loaders(_args: &CommonArgs) -> Result<Vec<Row>> {
     for b in load_epoch(det, 0, &config)? {
         b?;
     }
-    let det_row = throughput_row(format!("SSD loader 300px JPEG, full augmentation, {} workers", all_threads()), n, t.elapsed().as_secs_f64());
+    let det_row = throughput_row(
+        format!("SSD loader 300px JPEG, full augmentation, {} workers", all_threads()),
+        n,
+        t.elapsed().as_secs_f64(),
+    );
     Ok(vec![cls_row, det_row])
 }
 
 fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
     use skipblock_detect::detector::Detector;
     let dir = tempfile::tempdir()?;
-    skipblock_data::synth_voc::generate(dir.path(), skipblock_data::synth_voc::SynthVocOptions { train: 1, test: 64, seed: 1, size: 300 })?;
+    skipblock_data::synth_voc::generate(
+        dir.path(),
+        skipblock_data::synth_voc::SynthVocOptions { train: 1, test: 64, seed: 1, size: 300 },
+    )?;
     // A detector checkpoint with random weights (the speed does not depend on them).
     let config = skipblock_detect::SsdConfig::for_arch(Arch::SsdliteSkipblocknetS, 21)?;
     let vs = tch::nn::VarStore::new(Device::Cpu);
@@ -212,19 +267,30 @@ fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
     tch::set_num_threads(all_threads() as i32);
     let detector = Detector::load(&weights, Device::Cpu)?;
     let images = skipblock_data::folder::list_images(&dir.path().join("VOCdevkit/VOC2007/JPEGImages"))?;
-    let post = skipblock_detect::postprocess::PostprocessConfig { score_threshold: 0.25, nms_iou: 0.45, top_k: 100, candidates_per_class: 200 };
+    let post = skipblock_detect::postprocess::PostprocessConfig {
+        score_threshold: 0.25,
+        nms_iou: 0.45,
+        top_k: 100,
+        candidates_per_class: 200,
+    };
     let _ = detector.detect(&skipblock_data::read_image(&images[0])?, &post)?;
     let t = Instant::now();
     for p in &images {
         let _ = detector.detect(&skipblock_data::read_image(p)?, &post)?;
     }
-    Ok(vec![throughput_row(format!("ssdlite-skipblocknet-s 300 end to end, batch 1, {} threads", all_threads()), images.len(), t.elapsed().as_secs_f64())])
+    Ok(vec![throughput_row(
+        format!("ssdlite-skipblocknet-s 300 end to end, batch 1, {} threads", all_threads()),
+        images.len(),
+        t.elapsed().as_secs_f64(),
+    )])
 }
 
 fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
     use rand::{Rng, SeedableRng};
-    use skipblock_detect::voc_map::{mean_average_precision, read_result_files, write_result_files, DetectionRecord, GroundTruth, Metric};
     use skipblock_data::voc::{write_annotation, VocAnnotation, VocObject};
+    use skipblock_detect::voc_map::{
+        mean_average_precision, read_result_files, write_result_files, DetectionRecord, GroundTruth, Metric,
+    };
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("VOC2007");
     std::fs::create_dir_all(root.join("Annotations"))?;
@@ -251,7 +317,10 @@ fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
         write_annotation(&root.join(format!("Annotations/{id}.xml")), &annotation)?;
         for k in 0..per_image {
             let (class, bbox) = match gts.iter().rev().take(5).find(|g| g.image_id == id && k % 3 == 0) {
-                Some(g) => (g.class, [g.bbox[0] + rng.gen_range(-5.0..5.0), g.bbox[1], g.bbox[2], g.bbox[3] + rng.gen_range(-5.0..5.0)]),
+                Some(g) => (
+                    g.class,
+                    [g.bbox[0] + rng.gen_range(-5.0..5.0), g.bbox[1], g.bbox[2], g.bbox[3] + rng.gen_range(-5.0..5.0)],
+                ),
                 None => {
                     let (x, y) = (rng.gen_range(1.0..400.0), rng.gen_range(1.0..300.0));
                     (rng.gen_range(0..classes.len()), [x, y, x + 50.0, y + 40.0])
@@ -284,8 +353,10 @@ fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
         let t = Instant::now();
         let out = Command::new(python(args))
             .arg(&script)
-            .arg("--root").arg(&root)
-            .args(["--split", "test", "--detections"]).arg(&results)
+            .arg("--root")
+            .arg(&root)
+            .args(["--split", "test", "--detections"])
+            .arg(&results)
             .args(["--classes", &classes.join(","), "--use07"])
             .output()?;
         if !out.status.success() {
@@ -299,7 +370,13 @@ fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
         }
         Some(ms)
     };
-    Ok(vec![Row { name: format!("VOC07 mAP, {n_images} images x {per_image} dets, XML + result files"), unit: "ms", ours, ratio: reference.map(|r| ours / r), reference }])
+    Ok(vec![Row {
+        name: format!("VOC07 mAP, {n_images} images x {per_image} dets, XML + result files"),
+        unit: "ms",
+        ours,
+        ratio: reference.map(|r| ours / r),
+        reference,
+    }])
 }
 
 pub fn run(_global: &GlobalArgs, command: &BenchCommand) -> Result<()> {

@@ -3,8 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use skipblock_classify::ClassifyRecipe;
-use skipblock_detect::DetectRecipe;
 use skipblock_core::{config, Task};
+use skipblock_detect::DetectRecipe;
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand, Debug)]
@@ -31,8 +31,9 @@ pub fn task_of(path: &Path) -> Result<Task> {
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read config file '{}'", path.display()))?;
-    let key: TaskKey = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("config file '{}': {} (task is classify or detect)", path.display(), e.message()))?;
+    let key: TaskKey = toml::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("config file '{}': {} (task is classify or detect)", path.display(), e.message())
+    })?;
     Ok(key.task)
 }
 
@@ -40,7 +41,9 @@ pub fn run(command: &ConfigCommand) -> Result<()> {
     match command {
         ConfigCommand::Show(a) => {
             let text = match task_of(&a.config)? {
-                Task::Classify => config::to_toml(&config::load_config::<ClassifyRecipe>(Some(&a.config), &a.overrides)?)?,
+                Task::Classify => {
+                    config::to_toml(&config::load_config::<ClassifyRecipe>(Some(&a.config), &a.overrides)?)?
+                }
                 Task::Detect => config::to_toml(&config::load_config::<DetectRecipe>(Some(&a.config), &a.overrides)?)?,
             };
             print!("{text}");

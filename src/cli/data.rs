@@ -95,15 +95,27 @@ pub fn run(command: &DataCommand) -> Result<()> {
             println!("{}", synth_cls::generate(&a.out, &opts)?);
         }
         DataCommand::SynthVoc(a) => {
-            let s = synth_voc::generate(&a.out, SynthVocOptions { train: a.train, test: a.test, seed: a.seed, size: a.size })?;
+            let s = synth_voc::generate(
+                &a.out,
+                SynthVocOptions { train: a.train, test: a.test, seed: a.seed, size: a.size },
+            )?;
             println!(
                 "{}: {} trainval ({} train, {} val) and {} test images, {} objects ({} difficult); classes {} in {}",
-                s.root.display(), s.trainval, s.train, s.val, s.test, s.objects, s.difficult, s.classes.join(", "), s.labels.display()
+                s.root.display(),
+                s.trainval,
+                s.train,
+                s.val,
+                s.test,
+                s.objects,
+                s.difficult,
+                s.classes.join(", "),
+                s.labels.display()
             );
         }
         DataCommand::Check(a) => {
             let classes = class_list(a.labels.as_deref())?;
-            let splits = if a.splits.is_empty() { vec!["trainval".to_string(), "test".to_string()] } else { a.splits.clone() };
+            let splits =
+                if a.splits.is_empty() { vec!["trainval".to_string(), "test".to_string()] } else { a.splits.clone() };
             let report = voc::check(&a.roots, &splits, &classes);
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);

@@ -126,7 +126,12 @@ fn run_import(a: &ImportArgs) -> Result<()> {
         Some(p) => {
             let names = skipblock_data::voc::read_labels(p)?;
             if names.len() != loaded.meta.num_classes {
-                bail!("labels file '{}' has {} names but the weights have {} classes", p.display(), names.len(), loaded.meta.num_classes);
+                bail!(
+                    "labels file '{}' has {} names but the weights have {} classes",
+                    p.display(),
+                    names.len(),
+                    loaded.meta.num_classes
+                );
             }
             names
         }
@@ -136,7 +141,10 @@ fn run_import(a: &ImportArgs) -> Result<()> {
     checkpoint::save(&loaded.vs, &a.out, &meta)?;
     ui::info(format!(
         "imported {} ({} classes, {} tensors) -> {}",
-        meta.arch, meta.num_classes, loaded.vs.variables().len(), a.out.display()
+        meta.arch,
+        meta.num_classes,
+        loaded.vs.variables().len(),
+        a.out.display()
     ));
     Ok(())
 }
@@ -160,8 +168,11 @@ struct LayerVariance {
 fn table5_layers(records: &[trace::LayerRecord]) -> Result<Vec<LayerVariance>> {
     let convs: Vec<usize> = (0..records.len()).filter(|&i| records[i].kind.starts_with("conv")).collect();
     let last = *convs.last().context("the network has no conv layer")?;
-    let mut picks: Vec<(&'static str, usize)> =
-        [("5th", 4usize), ("20th", 19)].into_iter().filter(|(_, i)| *i < convs.len()).map(|(l, i)| (l, convs[i])).collect();
+    let mut picks: Vec<(&'static str, usize)> = [("5th", 4usize), ("20th", 19)]
+        .into_iter()
+        .filter(|(_, i)| *i < convs.len())
+        .map(|(l, i)| (l, convs[i]))
+        .collect();
     picks.push(("last", last));
     Ok(picks
         .into_iter()
@@ -188,10 +199,8 @@ fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
     let mut layers: Vec<LayerVariance> = Vec::new();
     let bar = ui::progress_bar(images.len() as u64, "variance");
     for chunk in images.chunks(a.batch.max(1)) {
-        let batch: Vec<Tensor> = chunk
-            .iter()
-            .map(|p| read_image(p).map(|img| loaded.preprocess(&img)))
-            .collect::<Result<_>>()?;
+        let batch: Vec<Tensor> =
+            chunk.iter().map(|p| read_image(p).map(|img| loaded.preprocess(&img))).collect::<Result<_>>()?;
         let xs = Tensor::stack(&batch, 0).to_device(device);
         let (_, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));
         if layers.is_empty() {
@@ -210,12 +219,18 @@ fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
         l.min = l.values.iter().cloned().fold(f64::INFINITY, f64::min);
     }
     if a.json {
-        println!("{}", serde_json::json!({"weights": a.weights, "arch": loaded.meta.arch, "images": images.len(), "layers": layers}));
+        println!(
+            "{}",
+            serde_json::json!({"weights": a.weights, "arch": loaded.meta.arch, "images": images.len(), "layers": layers})
+        );
     } else {
         println!("{} images, {}", images.len(), loaded.meta.arch);
         println!("{:<6} {:<28} {:>8} {:>12} {:>12} {:>12}", "layer", "name", "channels", "average", "max", "min");
         for r in layers {
-            println!("{:<6} {:<28} {:>8} {:>12.5} {:>12.5} {:>12.5}", r.layer, r.name, r.channels, r.average, r.max, r.min);
+            println!(
+                "{:<6} {:<28} {:>8} {:>12.5} {:>12.5} {:>12.5}",
+                r.layer, r.name, r.channels, r.average, r.max, r.min
+            );
         }
     }
     Ok(())

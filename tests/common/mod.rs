@@ -22,7 +22,11 @@ pub fn run(args: &[&str]) -> (bool, String, String) {
 }
 
 pub fn decode(out: Output) -> (bool, String, String) {
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// The `.venv` python with torch 2.11.0 (installed by `make test`). Missing is a failure, not a skip:

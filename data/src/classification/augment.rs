@@ -93,7 +93,11 @@ impl ClsTransform {
         match self.kind {
             Augment::Inception => {
                 let out = random_resized_crop(img, s, self.crop_scale, rng);
-                if self.mirror(rng) { hflip(&out) } else { out }
+                if self.mirror(rng) {
+                    hflip(&out)
+                } else {
+                    out
+                }
             }
             Augment::Cifar => {
                 let mut out = if self.mirror(rng) { hflip(img) } else { img.clone() };
@@ -102,7 +106,8 @@ impl ClsTransform {
                 }
                 if self.pad_crop {
                     let span = 2 * CIFAR_PAD as i64;
-                    let (dx, dy) = (rng.gen_range(0..=span) - CIFAR_PAD as i64, rng.gen_range(0..=span) - CIFAR_PAD as i64);
+                    let (dx, dy) =
+                        (rng.gen_range(0..=span) - CIFAR_PAD as i64, rng.gen_range(0..=span) - CIFAR_PAD as i64);
                     out = shift(&out, dx, dy);
                 }
                 resize(&out, s, s)
@@ -128,7 +133,11 @@ impl ClsTransform {
 
     /// `train` when `training`, otherwise `eval`.
     pub fn apply(&self, img: &RgbImage, training: bool, rng: &mut Rng) -> Tensor {
-        if training { self.train(img, rng) } else { self.eval(img) }
+        if training {
+            self.train(img, rng)
+        } else {
+            self.eval(img)
+        }
     }
 }
 
@@ -139,7 +148,13 @@ pub fn normalize(img: &RgbImage) -> Tensor {
 
 /// torchvision's `RandomResizedCrop.get_params`: `(x, y, width, height)` of the crop, always inside the
 /// `width`×`height` image.
-pub fn random_resized_crop_params(width: u32, height: u32, scale: (f64, f64), ratio: (f64, f64), rng: &mut Rng) -> (u32, u32, u32, u32) {
+pub fn random_resized_crop_params(
+    width: u32,
+    height: u32,
+    scale: (f64, f64),
+    ratio: (f64, f64),
+    rng: &mut Rng,
+) -> (u32, u32, u32, u32) {
     let area = width as f64 * height as f64;
     let (log_lo, log_hi) = (ratio.0.ln(), ratio.1.ln());
     for _ in 0..10 {
@@ -191,7 +206,11 @@ pub fn rotate(img: &RgbImage, degrees: f64) -> RgbImage {
     let (cx, cy) = ((w - 1) as f64 / 2.0, (h - 1) as f64 / 2.0);
     let (sin, cos) = degrees.to_radians().sin_cos();
     let at = |x: i64, y: i64, c: usize| -> f64 {
-        if x < 0 || y < 0 || x >= w || y >= h { 0.0 } else { img.data[((y * w + x) * 3) as usize + c] as f64 }
+        if x < 0 || y < 0 || x >= w || y >= h {
+            0.0
+        } else {
+            img.data[((y * w + x) * 3) as usize + c] as f64
+        }
     };
     let mut data = Vec::with_capacity(img.data.len());
     for y in 0..h {
@@ -239,7 +258,9 @@ mod tests {
     use tch::Kind;
 
     fn pattern(w: u32, h: u32) -> RgbImage {
-        let data = (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8])).collect();
+        let data = (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| [(x * 7) as u8, (y * 5) as u8, ((x + y) * 3) as u8]))
+            .collect();
         RgbImage::new(w, h, data).unwrap()
     }
 

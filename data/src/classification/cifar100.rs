@@ -3,7 +3,7 @@
 //! names come from `fine_label_names.txt` (one per line) when present, otherwise `class_000`…`class_099`.
 //! The root may also be the folder holding `cifar-100-binary/`.
 
-use super::{Source, Split};
+use super::{Listing, Source, Split};
 use crate::image_io::RgbImage;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -40,7 +40,8 @@ fn class_names(dir: &Path) -> Result<Vec<String>> {
     if !path.is_file() {
         return Ok((0..DEFAULT_CLASSES).map(|i| format!("class_{i:03}")).collect());
     }
-    let text = std::fs::read_to_string(&path).with_context(|| format!("CIFAR-100 layout: cannot read '{}'", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("CIFAR-100 layout: cannot read '{}'", path.display()))?;
     let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
     if names.is_empty() {
         bail!("CIFAR-100 layout: '{}' lists no classes", path.display());
@@ -49,9 +50,13 @@ fn class_names(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Class names and the decoded records of `split` (`train.bin` or `test.bin`).
-pub fn list(root: &Path, split: Split) -> Result<(Vec<String>, Vec<(Source, usize)>)> {
+pub fn list(root: &Path, split: Split) -> Result<Listing> {
     let Some(dir) = find_dir(root) else {
-        bail!("CIFAR-100 layout: no train.bin in '{}' or '{}'", root.display(), root.join("cifar-100-binary").display());
+        bail!(
+            "CIFAR-100 layout: no train.bin in '{}' or '{}'",
+            root.display(),
+            root.join("cifar-100-binary").display()
+        );
     };
     let classes = class_names(&dir)?;
     let file = dir.join(match split {
@@ -71,7 +76,11 @@ pub fn list(root: &Path, split: Split) -> Result<(Vec<String>, Vec<(Source, usiz
     for (record, chunk) in bytes.chunks_exact(RECORD_BYTES).enumerate() {
         let label = chunk[1] as usize;
         if label >= classes.len() {
-            bail!("CIFAR-100 layout: '{}' record {record} has fine label {label}, but there are {} classes", file.display(), classes.len());
+            bail!(
+                "CIFAR-100 layout: '{}' record {record} has fine label {label}, but there are {} classes",
+                file.display(),
+                classes.len()
+            );
         }
         let image = Arc::new(record_image(&chunk[2..]));
         samples.push((Source::Record { file: shared.clone(), record, image }, label));

@@ -2,7 +2,7 @@
 //! `meta/test.txt` (lines `apple_pie/1005649`, no extension). `Val` is the test list. A line whose class
 //! is not in `classes.txt`, or whose image is missing, is an error naming the list file and line number.
 
-use super::{Source, Split};
+use super::{Listing, Source, Split};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,17 +11,13 @@ use std::path::Path;
 const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "JPG"];
 
 fn read_lines(path: &Path) -> Result<Vec<(usize, String)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("Food-101 layout: cannot read '{}'", path.display()))?;
-    Ok(text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim().to_string()))
-        .filter(|(_, l)| !l.is_empty())
-        .collect())
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("Food-101 layout: cannot read '{}'", path.display()))?;
+    Ok(text.lines().enumerate().map(|(i, l)| (i + 1, l.trim().to_string())).filter(|(_, l)| !l.is_empty()).collect())
 }
 
 /// Class names (`meta/classes.txt` order) and samples of `split`.
-pub fn list(root: &Path, split: Split) -> Result<(Vec<String>, Vec<(Source, usize)>)> {
+pub fn list(root: &Path, split: Split) -> Result<Listing> {
     let classes_file = root.join("meta/classes.txt");
     let classes: Vec<String> = read_lines(&classes_file)?.into_iter().map(|(_, l)| l).collect();
     if classes.is_empty() {

@@ -2,7 +2,7 @@
 //! decided by a hash of its path relative to the root and the seed, so the split is stable per file
 //! (adding images does not move the others) and Train / Val are disjoint.
 
-use super::{class_folders, images_below, Source, Split};
+use super::{class_folders, images_below, Listing, Source, Split};
 use crate::loader::mix;
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -19,7 +19,7 @@ pub fn is_held_out(relative: &str, val_fraction: f64, seed: u64) -> bool {
 }
 
 /// Class names (sorted folder names) and samples of `split`.
-pub fn list(root: &Path, split: Split, val_fraction: f64, seed: u64) -> Result<(Vec<String>, Vec<(Source, usize)>)> {
+pub fn list(root: &Path, split: Split, val_fraction: f64, seed: u64) -> Result<Listing> {
     if !(0.0..1.0).contains(&val_fraction) {
         bail!("image folder '{}': val_fraction must be in [0, 1), got {val_fraction}", root.display());
     }
@@ -33,7 +33,8 @@ pub fn list(root: &Path, split: Split, val_fraction: f64, seed: u64) -> Result<(
         classes.push(name);
         for image in images_below(&path)? {
             let relative = image.strip_prefix(root).unwrap_or(&image);
-            let key: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            let key: Vec<String> =
+                relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
             let held_out = is_held_out(&key.join("/"), val_fraction, seed);
             if held_out == (split == Split::Val) {
                 samples.push((Source::File(image), label));

@@ -2,12 +2,12 @@
 //! training class folders (stable, stored in checkpoints); a validation class unknown to `train/` is an
 //! error naming it.
 
-use super::{class_folders, images_below, Source, Split};
+use super::{class_folders, images_below, Listing, Source, Split};
 use anyhow::{bail, Result};
 use std::path::Path;
 
 /// Class names and samples of `split` (`train/` or `val/`).
-pub fn list(root: &Path, split: Split) -> Result<(Vec<String>, Vec<(Source, usize)>)> {
+pub fn list(root: &Path, split: Split) -> Result<Listing> {
     let train_dir = root.join("train");
     if !train_dir.is_dir() {
         bail!("ImageNet layout: '{}' is not a folder", train_dir.display());
@@ -26,7 +26,11 @@ pub fn list(root: &Path, split: Split) -> Result<(Vec<String>, Vec<(Source, usiz
     let mut samples = Vec::new();
     for (name, path) in class_folders(&dir)? {
         let Ok(label) = classes.binary_search(&name) else {
-            bail!("ImageNet layout: class folder '{}' has no counterpart in '{}'", path.display(), root.join("train").display());
+            bail!(
+                "ImageNet layout: class folder '{}' has no counterpart in '{}'",
+                path.display(),
+                root.join("train").display()
+            );
         };
         samples.extend(images_below(&path)?.into_iter().map(|p| (Source::File(p), label)));
     }

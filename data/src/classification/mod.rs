@@ -80,6 +80,9 @@ impl std::str::FromStr for Layout {
     }
 }
 
+/// A split as a reader lists it: the class names, then every sample's source and class index.
+pub type Listing = (Vec<String>, Vec<(Source, usize)>);
+
 /// Which part of a dataset: `Val` is the held-out split (`val/`, Food-101's and CIFAR's test set, or the
 /// held-out fraction of an image folder). Named `train` and `val`; `test` is accepted for `val`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -131,7 +134,11 @@ fn parse_value<T: clap::ValueEnum>(what: &str, s: &str) -> Result<T> {
 pub enum Source {
     File(PathBuf),
     /// Record `record` of the binary file `file`, already decoded.
-    Record { file: Arc<PathBuf>, record: usize, image: Arc<RgbImage> },
+    Record {
+        file: Arc<PathBuf>,
+        record: usize,
+        image: Arc<RgbImage>,
+    },
 }
 
 impl Source {

@@ -6,7 +6,8 @@ use crate::synth_cls::{generate, SynthClsOptions, SynthClsSummary};
 use rand::SeedableRng;
 
 fn synth(root: &Path, layout: Layout, classes: usize, train: usize, test: usize, size: u32) -> SynthClsSummary {
-    generate(root, &SynthClsOptions { layout, classes, train_per_class: train, test_per_class: test, seed: 11, size }).unwrap()
+    generate(root, &SynthClsOptions { layout, classes, train_per_class: train, test_per_class: test, seed: 11, size })
+        .unwrap()
 }
 
 /// Every file sample sits in the folder of its class.
@@ -60,7 +61,8 @@ fn food101_list_errors_name_the_file_and_line() {
     let err = err_of(open(&root, Layout::Food101, Split::Train, 0.1, 0));
     assert!(err.contains("line 5") && err.contains("999.jpg") && err.contains("missing"), "{err}");
     // A class listed in classes.txt without training images, and an empty test list.
-    let first: String = good.lines().filter(|l| l.starts_with(&summary.class_names[0])).map(|l| format!("{l}\n")).collect();
+    let first: String =
+        good.lines().filter(|l| l.starts_with(&summary.class_names[0])).map(|l| format!("{l}\n")).collect();
     std::fs::write(&train_txt, first).unwrap();
     let err = err_of(open(&root, Layout::Food101, Split::Train, 0.1, 0));
     assert!(err.contains(&summary.class_names[1]) && err.contains("no training images"), "{err}");
@@ -80,7 +82,9 @@ fn image_folders_split_deterministically_and_disjointly() {
     assert_eq!(train.class_names, summary.class_names);
     assert_eq!(train.len() + val.len(), 36);
     assert!(val.len() >= 3 && val.len() <= 18, "{} held out of 36 at 0.25", val.len());
-    let paths = |s: &ClassificationSet| s.samples.iter().map(|(src, _)| src.to_string()).collect::<std::collections::HashSet<_>>();
+    let paths = |s: &ClassificationSet| {
+        s.samples.iter().map(|(src, _)| src.to_string()).collect::<std::collections::HashSet<_>>()
+    };
     assert!(paths(&train).is_disjoint(&paths(&val)));
     assert_labels_follow_folders(&train);
     assert_labels_follow_folders(&val);
@@ -97,7 +101,9 @@ fn cifar100_binaries_are_read_with_fine_labels() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("cifar");
     let summary = synth(&root.join("cifar-100-binary"), Layout::Cifar100, 6, 4, 2, 0);
-    for (layout, at) in [(Layout::Cifar100, root.clone()), (Layout::Auto, root.clone()), (Layout::Auto, root.join("cifar-100-binary"))] {
+    for (layout, at) in
+        [(Layout::Cifar100, root.clone()), (Layout::Auto, root.clone()), (Layout::Auto, root.join("cifar-100-binary"))]
+    {
         let train = open(&at, layout, Split::Train, 0.1, 0).unwrap();
         let val = open(&at, layout, Split::Val, 0.1, 0).unwrap();
         assert_eq!(train.layout, Layout::Cifar100);
@@ -106,7 +112,11 @@ fn cifar100_binaries_are_read_with_fine_labels() {
     }
     // The records hold the synthetic images: the fine label agrees with the coarse (shape) label.
     let bytes = std::fs::read(root.join("cifar-100-binary/train.bin")).unwrap();
-    let shapes: Vec<String> = std::fs::read_to_string(root.join("cifar-100-binary/coarse_label_names.txt")).unwrap().lines().map(String::from).collect();
+    let shapes: Vec<String> = std::fs::read_to_string(root.join("cifar-100-binary/coarse_label_names.txt"))
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     for record in bytes.chunks(cifar100::RECORD_BYTES) {
         let fine = &summary.class_names[record[1] as usize];
         assert!(fine.starts_with(&shapes[record[0] as usize]), "{fine} vs {}", shapes[record[0] as usize]);
@@ -250,5 +260,8 @@ fn inception_loading_throughput() {
         rounds += 1;
     }
     let per_s = (rounds * dataset.len()) as f64 / start.elapsed().as_secs_f64();
-    println!("ClsDataset::get, 128x128 JPEG -> Inception 224x224: {per_s:.0} images/s on one thread ({})", crate::image_io::backend());
+    println!(
+        "ClsDataset::get, 128x128 JPEG -> Inception 224x224: {per_s:.0} images/s on one thread ({})",
+        crate::image_io::backend()
+    );
 }

@@ -117,14 +117,22 @@ fn element(x: &mut String, depth: usize, tag: &str, value: &str) {
 
 /// A flag as VOC writes it: `1` or `0`.
 fn flag(value: bool) -> &'static str {
-    if value { "1" } else { "0" }
+    if value {
+        "1"
+    } else {
+        "0"
+    }
 }
 
 /// A coordinate as VOC writes it: an integer when integral (`12`), else the shortest decimal that reads
 /// back to the same `f32` (`12.5`).
 fn number(value: f32) -> String {
     // Rust's `Display` for floats already prints 12.0 as "12"; only −0 needs care.
-    if value == 0.0 { "0".into() } else { value.to_string() }
+    if value == 0.0 {
+        "0".into()
+    } else {
+        value.to_string()
+    }
 }
 
 /// Appends one `<object>` element.
@@ -213,7 +221,10 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
                 if path.is_empty() {
                     if saw_root {
-                        bail!("malformed XML at line {}: a second root element <{name}>", line_of(xml, reader.buffer_position()));
+                        bail!(
+                            "malformed XML at line {}: a second root element <{name}>",
+                            line_of(xml, reader.buffer_position())
+                        );
                     }
                     saw_root = true;
                 }
@@ -231,7 +242,10 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
             }
             Event::Text(text) => {
                 // A stray '&' (Windows paths, free-text fields) is kept as written rather than refused.
-                let value = text.unescape().map(|v| v.into_owned()).unwrap_or_else(|_| String::from_utf8_lossy(&text).into_owned());
+                let value = text
+                    .unescape()
+                    .map(|v| v.into_owned())
+                    .unwrap_or_else(|_| String::from_utf8_lossy(&text).into_owned());
                 store(&path[..], value.trim(), &mut current, &mut header);
             }
             Event::CData(data) => {

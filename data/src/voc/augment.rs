@@ -212,7 +212,8 @@ pub fn expand(mut a: Annotated, mean: [u8; 3], rng: &mut Rng) -> Annotated {
 }
 
 /// The minimum IoUs [`random_crop`] draws from: `None` keeps the whole image, −∞ is no constraint.
-const CROP_MODES: [Option<f32>; 7] = [None, Some(0.1), Some(0.3), Some(0.5), Some(0.7), Some(0.9), Some(f32::NEG_INFINITY)];
+const CROP_MODES: [Option<f32>; 7] =
+    [None, Some(0.1), Some(0.3), Some(0.5), Some(0.7), Some(0.9), Some(f32::NEG_INFINITY)];
 
 /// ssd.pytorch's `RandomSampleCrop` (see the module docs). An image without boxes is left whole.
 pub fn random_crop(mut a: Annotated, rng: &mut Rng) -> Annotated {
@@ -293,12 +294,16 @@ mod tests {
             assert_eq!(out.boxes.len(), out.difficult.len());
             assert!(!out.boxes.is_empty(), "seed {seed}: the crop keeps at least one box");
             for ((b, &label), &difficult) in out.boxes.iter().zip(&out.labels).zip(&out.difficult) {
-                assert!(b.is_valid() && b.xmin >= 0.0 && b.ymin >= 0.0 && b.xmax <= 1.0 && b.ymax <= 1.0, "seed {seed}: {b:?}");
+                assert!(
+                    b.is_valid() && b.xmin >= 0.0 && b.ymin >= 0.0 && b.xmax <= 1.0 && b.ymax <= 1.0,
+                    "seed {seed}: {b:?}"
+                );
                 assert_eq!(difficult, label == 2, "flags move with their boxes");
                 let colour = if label == 1 { RED } else { BLUE };
                 let p = b.scale(120.0, 120.0);
                 // Pixels well inside the box (one pixel of filter blur at the edges) have the object's colour.
-                let (x0, y0, x1, y1) = (p.xmin.ceil() as u32 + 1, p.ymin.ceil() as u32 + 1, p.xmax.floor() as u32, p.ymax.floor() as u32);
+                let (x0, y0, x1, y1) =
+                    (p.xmin.ceil() as u32 + 1, p.ymin.ceil() as u32 + 1, p.xmax.floor() as u32, p.ymax.floor() as u32);
                 let (mut inside, mut total) = (0, 0);
                 for y in y0..y1.saturating_sub(1) {
                     for x in x0..x1.saturating_sub(1) {
@@ -306,7 +311,10 @@ mod tests {
                         inside += close(out.image.pixel(x, y), colour) as usize;
                     }
                 }
-                assert!(total == 0 || inside * 10 >= total * 9, "seed {seed}, label {label}: {inside}/{total} pixels of the colour");
+                assert!(
+                    total == 0 || inside * 10 >= total * 9,
+                    "seed {seed}, label {label}: {inside}/{total} pixels of the colour"
+                );
                 // And the colour does not extend beyond the box (two pixels of slack).
                 let outside = (0..120u32)
                     .flat_map(|y| (0..120u32).map(move |x| (x, y)))
@@ -350,7 +358,10 @@ mod tests {
         assert_eq!(f.boxes[0], BBox::new(110.0, 30.0, 180.0, 100.0));
         assert_eq!(f.image.pixel(179, 50), RED);
         // Expand keeps the picture intact at the box offset, the canvas in the mean colour.
-        let e = (0..20).map(|s| expand(scene(), MEAN_RGB, &mut Rng::seed_from_u64(s))).find(|e| e.image.width > 200).unwrap();
+        let e = (0..20)
+            .map(|s| expand(scene(), MEAN_RGB, &mut Rng::seed_from_u64(s)))
+            .find(|e| e.image.width > 200)
+            .unwrap();
         let b = e.boxes[0];
         assert_eq!(e.image.pixel(b.xmin as u32 + 1, b.ymin as u32 + 1), RED);
         assert_eq!(e.image.pixel(b.xmin as u32 - 15, b.ymin as u32 - 25), [128, 128, 128]);

@@ -89,7 +89,10 @@ pub fn check(roots: &[PathBuf], splits: &[String], classes: &[String]) -> CheckR
             images: 0,
             objects: 0,
             difficult: 0,
-            classes: classes.iter().map(|c| ClassCounts { class: c.clone(), images: 0, objects: 0, difficult: 0 }).collect(),
+            classes: classes
+                .iter()
+                .map(|c| ClassCounts { class: c.clone(), images: 0, objects: 0, difficult: 0 })
+                .collect(),
         };
         for root in roots {
             let ids = match read_split(root, split) {
@@ -136,14 +139,17 @@ pub fn check(roots: &[PathBuf], splits: &[String], classes: &[String]) -> CheckR
 
 /// A problem with the image file itself: unreadable header, or a size other than the annotation's.
 fn image_problem(image: &Path, width: u32, height: u32) -> Option<Problem> {
-    let dims = image::ImageReader::open(image).and_then(|r| r.with_guessed_format()).map_err(|e| e.to_string()).and_then(|r| {
-        r.into_dimensions().map_err(|e| e.to_string())
-    });
+    let dims = image::ImageReader::open(image)
+        .and_then(|r| r.with_guessed_format())
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()));
     match dims {
         Err(e) => Some(Problem::file(ProblemKind::BadImage, image, format!("cannot read the image header: {e}"))),
-        Ok((w, h)) if (w, h) != (width, height) => {
-            Some(Problem::file(ProblemKind::BadImage, image, format!("image is {w}x{h} but its annotation says {width}x{height}")))
-        }
+        Ok((w, h)) if (w, h) != (width, height) => Some(Problem::file(
+            ProblemKind::BadImage,
+            image,
+            format!("image is {w}x{h} but its annotation says {width}x{height}"),
+        )),
         Ok(_) => None,
     }
 }

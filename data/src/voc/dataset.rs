@@ -42,7 +42,13 @@ impl Problem {
         Problem { kind, file: file.to_path_buf(), object: None, class: None, message: message.into() }
     }
     fn object(kind: ProblemKind, file: &Path, number: usize, class: &str, message: impl Into<String>) -> Self {
-        Problem { kind, file: file.to_path_buf(), object: Some(number), class: Some(class.to_string()), message: message.into() }
+        Problem {
+            kind,
+            file: file.to_path_buf(),
+            object: Some(number),
+            class: Some(class.to_string()),
+            message: message.into(),
+        }
     }
 }
 
@@ -99,8 +105,9 @@ pub fn split_file(root: &Path, split: &str) -> PathBuf {
 /// is an error naming it.
 pub fn read_split(root: &Path, split: &str) -> Result<Vec<String>> {
     let path = split_file(root, split);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read split file '{}' (is '{}' a VOC2007-style folder?)", path.display(), root.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("cannot read split file '{}' (is '{}' a VOC2007-style folder?)", path.display(), root.display())
+    })?;
     let ids: Vec<String> = text.lines().filter_map(|l| l.split_whitespace().next()).map(String::from).collect();
     if ids.is_empty() {
         bail!("split file '{}' lists no image", path.display());
@@ -113,7 +120,11 @@ pub fn read_split(root: &Path, split: &str) -> Result<Vec<String>> {
 pub fn load_record(root: &Path, id: &str, classes: &[String], problems: &mut Vec<Problem>) -> Option<VocRecord> {
     let annotation = root.join("Annotations").join(format!("{id}.xml"));
     if !annotation.is_file() {
-        problems.push(Problem::file(ProblemKind::MissingAnnotation, &annotation, format!("annotation of '{id}' is missing")));
+        problems.push(Problem::file(
+            ProblemKind::MissingAnnotation,
+            &annotation,
+            format!("annotation of '{id}' is missing"),
+        ));
         return None;
     }
     let parsed = match read_annotation(&annotation) {
@@ -143,7 +154,13 @@ pub fn load_record(root: &Path, id: &str, classes: &[String], problems: &mut Vec
         let number = i + 1;
         let Some(class) = classes.iter().position(|c| *c == o.name) else {
             let known = if classes.len() <= 25 { format!(" (classes: {})", classes.join(", ")) } else { String::new() };
-            problems.push(Problem::object(ProblemKind::UnknownClass, &annotation, number, &o.name, format!("unknown class{known}")));
+            problems.push(Problem::object(
+                ProblemKind::UnknownClass,
+                &annotation,
+                number,
+                &o.name,
+                format!("unknown class{known}"),
+            ));
             continue;
         };
         let [xmin, ymin, xmax, ymax] = o.bndbox;
@@ -153,7 +170,10 @@ pub fn load_record(root: &Path, id: &str, classes: &[String], problems: &mut Vec
             continue;
         }
         if xmin < 1.0 || ymin < 1.0 || xmax > w + 1.0 || ymax > h + 1.0 {
-            let message = format!("box ({xmin}, {ymin}, {xmax}, {ymax}) lies outside the {}x{} image", parsed.width, parsed.height);
+            let message = format!(
+                "box ({xmin}, {ymin}, {xmax}, {ymax}) lies outside the {}x{} image",
+                parsed.width, parsed.height
+            );
             problems.push(Problem::object(ProblemKind::OutsideImage, &annotation, number, &o.name, message));
             continue;
         }
@@ -174,7 +194,12 @@ pub fn load_record(root: &Path, id: &str, classes: &[String], problems: &mut Vec
 impl VocDataset {
     /// The images of `split` in each of `roots`, with `classes` naming the class indices.
     /// Returns the dataset and the problems met (none with `strict`, where the first is an error).
-    pub fn open(roots: &[PathBuf], split: &str, classes: &[String], strict: bool) -> Result<(VocDataset, Vec<Problem>)> {
+    pub fn open(
+        roots: &[PathBuf],
+        split: &str,
+        classes: &[String],
+        strict: bool,
+    ) -> Result<(VocDataset, Vec<Problem>)> {
         if roots.is_empty() {
             bail!("no VOC folder given");
         }
@@ -195,10 +220,17 @@ impl VocDataset {
             }
         }
         if records.is_empty() {
-            bail!("split '{split}' has no usable image in {} ({} problems, the first: {})", list(roots), problems.len(),
-                problems.first().map_or_else(String::new, |p| p.to_string()));
+            bail!(
+                "split '{split}' has no usable image in {} ({} problems, the first: {})",
+                list(roots),
+                problems.len(),
+                problems.first().map_or_else(String::new, |p| p.to_string())
+            );
         }
-        Ok((VocDataset { roots: roots.to_vec(), split: split.to_string(), classes: classes.to_vec(), records }, problems))
+        Ok((
+            VocDataset { roots: roots.to_vec(), split: split.to_string(), classes: classes.to_vec(), records },
+            problems,
+        ))
     }
 
     pub fn len(&self) -> usize {

@@ -56,10 +56,6 @@ impl DetDataset {
         self.augment.size
     }
 
-    pub fn is_train(&self) -> bool {
-        self.train
-    }
-
     /// The decoded image of record `index` with its objects in pixels (difficult ones dropped when
     /// training); errors name the image file.
     pub fn annotated(&self, index: usize) -> Result<Annotated> {

@@ -40,8 +40,26 @@ use std::path::Path;
 
 /// The twenty PASCAL VOC classes, in the devkit's order (class index 0 = aeroplane).
 pub const VOC_CLASSES: [&str; 20] = [
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable", "dog",
-    "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 ];
 
 /// [`VOC_CLASSES`] as owned strings.
@@ -52,7 +70,8 @@ pub fn voc_classes() -> Vec<String> {
 /// Reads a labels file: one class name per line (surrounding spaces and blank lines ignored). An empty
 /// list or a repeated name is an error naming the file.
 pub fn read_labels(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read labels file '{}'", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read labels file '{}'", path.display()))?;
     let labels: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if labels.is_empty() {
         bail!("labels file '{}' lists no class", path.display());

@@ -39,7 +39,8 @@ fn root(dir: &Path, name: &str, split: &str, entries: &[(&str, Option<String>, b
             std::fs::write(root.join("Annotations").join(format!("{id}.xml")), text).unwrap();
         }
         if *jpeg {
-            write_image(&root.join("JPEGImages").join(format!("{id}.jpg")), &RgbImage::filled(64, 48, [90, 120, 30])).unwrap();
+            write_image(&root.join("JPEGImages").join(format!("{id}.jpg")), &RgbImage::filled(64, 48, [90, 120, 30]))
+                .unwrap();
         }
     }
     std::fs::write(root.join("ImageSets/Main").join(format!("{split}.txt")), list).unwrap();
@@ -49,8 +50,14 @@ fn root(dir: &Path, name: &str, split: &str, entries: &[(&str, Option<String>, b
 #[test]
 fn opens_a_split_with_boxes_in_continuous_coordinates() {
     let dir = tempfile::tempdir().unwrap();
-    let r = root(dir.path(), "VOC2007", "trainval", &[("a1", Some(xml(64, 48, &[("dog", [1, 2, 30, 40], false), ("cat", [10, 10, 64, 48], true)])), true)]);
-    let (ds, problems) = VocDataset::open(&[r.clone()], "trainval", &classes(&["cat", "dog"]), true).unwrap();
+    let r = root(
+        dir.path(),
+        "VOC2007",
+        "trainval",
+        &[("a1", Some(xml(64, 48, &[("dog", [1, 2, 30, 40], false), ("cat", [10, 10, 64, 48], true)])), true)],
+    );
+    let (ds, problems) =
+        VocDataset::open(std::slice::from_ref(&r), "trainval", &classes(&["cat", "dog"]), true).unwrap();
     assert!(problems.is_empty());
     assert_eq!(ds.len(), 1);
     let rec = &ds.records[0];
@@ -60,7 +67,8 @@ fn opens_a_split_with_boxes_in_continuous_coordinates() {
     assert_eq!((rec.objects[0].class, rec.objects[1].class), (1, 0));
     assert!(rec.objects[1].difficult && !rec.objects[0].difficult);
     assert_eq!(rec.objects[0].pose, "Left");
-    let err = format!("{:#}", VocDataset::open(&[r.clone()], "test", &classes(&["dog"]), false).unwrap_err());
+    let err =
+        format!("{:#}", VocDataset::open(std::slice::from_ref(&r), "test", &classes(&["dog"]), false).unwrap_err());
     assert!(err.contains("test.txt"), "{err}");
     std::fs::write(r.join("ImageSets/Main/empty.txt"), "\n \n").unwrap();
     let err = format!("{:#}", VocDataset::open(&[r], "empty", &classes(&["dog"]), false).unwrap_err());
@@ -75,16 +83,25 @@ fn missing_files_and_malformed_xml_skip_the_image_or_fail_when_strict() {
         dir.path(),
         "VOC2007",
         "train",
-        &[("ok", Some(good.clone()), true), ("nojpeg", Some(good.clone()), false), ("noxml", None, true), ("bad", Some("<annotation><size>".into()), true)],
+        &[
+            ("ok", Some(good.clone()), true),
+            ("nojpeg", Some(good.clone()), false),
+            ("noxml", None, true),
+            ("bad", Some("<annotation><size>".into()), true),
+        ],
     );
     let dogs = classes(&["dog"]);
-    let (ds, problems) = VocDataset::open(&[r.clone()], "train", &dogs, false).unwrap();
+    let (ds, problems) = VocDataset::open(std::slice::from_ref(&r), "train", &dogs, false).unwrap();
     assert_eq!(ds.records.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["ok"]);
     let kinds: Vec<ProblemKind> = problems.iter().map(|p| p.kind).collect();
     assert_eq!(kinds, vec![ProblemKind::MissingImage, ProblemKind::MissingAnnotation, ProblemKind::MalformedXml]);
     assert!(problems[0].to_string().contains("nojpeg.jpg"), "{}", problems[0]);
     assert!(problems[1].to_string().contains("noxml.xml"), "{}", problems[1]);
-    assert!(problems[2].to_string().contains("bad.xml") && problems[2].to_string().contains("malformed XML"), "{}", problems[2]);
+    assert!(
+        problems[2].to_string().contains("bad.xml") && problems[2].to_string().contains("malformed XML"),
+        "{}",
+        problems[2]
+    );
     let err = format!("{:#}", VocDataset::open(&[r], "train", &dogs, true).unwrap_err());
     assert!(err.contains("nojpeg.jpg") && err.contains("missing"), "{err}");
 }
@@ -97,21 +114,24 @@ fn bad_boxes_and_unknown_classes_drop_the_object() {
         ("dog", [30, 5, 10, 20], false),  // xmin > xmax
         ("dog", [10, 10, 70, 20], false), // beyond the width by more than a pixel
         ("unicorn", [5, 5, 20, 20], false),
-        ("dog", [0, 5, 20, 20], false),  // below 1
+        ("dog", [0, 5, 20, 20], false), // below 1
         ("dog", [1, 1, 65, 49], false), // one pixel over: tolerated, clipped
     ];
     let r = root(dir.path(), "VOC2012", "val", &[("img7", Some(xml(64, 48, &objects)), true)]);
     let dogs = classes(&["cat", "dog"]);
-    let (ds, problems) = VocDataset::open(&[r.clone()], "val", &dogs, false).unwrap();
+    let (ds, problems) = VocDataset::open(std::slice::from_ref(&r), "val", &dogs, false).unwrap();
     let kept: Vec<BBox> = ds.records[0].objects.iter().map(|o| o.bbox).collect();
     assert_eq!(kept, vec![BBox::new(4.0, 4.0, 20.0, 20.0), BBox::new(0.0, 0.0, 64.0, 48.0)]);
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-    assert_eq!(problems.iter().map(|p| (p.kind, p.object)).collect::<Vec<_>>(), vec![
-        (ProblemKind::InvalidBox, Some(2)),
-        (ProblemKind::OutsideImage, Some(3)),
-        (ProblemKind::UnknownClass, Some(4)),
-        (ProblemKind::OutsideImage, Some(5)),
-    ]);
+    assert_eq!(
+        problems.iter().map(|p| (p.kind, p.object)).collect::<Vec<_>>(),
+        vec![
+            (ProblemKind::InvalidBox, Some(2)),
+            (ProblemKind::OutsideImage, Some(3)),
+            (ProblemKind::UnknownClass, Some(4)),
+            (ProblemKind::OutsideImage, Some(5)),
+        ]
+    );
     assert!(text.iter().all(|t| t.contains("img7.xml")), "{text:?}");
     assert!(text[0].contains("object #2 'dog'") && text[0].contains("xmin 30"), "{}", text[0]);
     assert!(text[2].contains("object #4 'unicorn'") && text[2].contains("unknown class"), "{}", text[2]);
@@ -122,11 +142,22 @@ fn bad_boxes_and_unknown_classes_drop_the_object() {
 #[test]
 fn roots_combine_and_ids_stay_per_root_and_filename_is_a_fallback() {
     let dir = tempfile::tempdir().unwrap();
-    let a = root(dir.path(), "VOC2007", "trainval", &[("000001", Some(xml(64, 48, &[("dog", [1, 1, 9, 9], false)])), true)]);
-    let b = root(dir.path(), "VOC2012", "trainval", &[("000001", Some(xml(64, 48, &[("cat", [1, 1, 9, 9], false)])), false)]);
+    let a = root(
+        dir.path(),
+        "VOC2007",
+        "trainval",
+        &[("000001", Some(xml(64, 48, &[("dog", [1, 1, 9, 9], false)])), true)],
+    );
+    let b = root(
+        dir.path(),
+        "VOC2012",
+        "trainval",
+        &[("000001", Some(xml(64, 48, &[("cat", [1, 1, 9, 9], false)])), false)],
+    );
     // The second root's image only exists under the annotation's filename.
     write_image(&b.join("JPEGImages/x.jpg"), &RgbImage::filled(64, 48, [0, 0, 0])).unwrap();
-    let (ds, problems) = VocDataset::open(&[a.clone(), b.clone()], "trainval", &classes(&["cat", "dog"]), true).unwrap();
+    let (ds, problems) =
+        VocDataset::open(&[a.clone(), b.clone()], "trainval", &classes(&["cat", "dog"]), true).unwrap();
     assert!(problems.is_empty());
     assert_eq!(ds.len(), 2);
     assert_eq!((ds.records[0].root.clone(), ds.records[0].objects[0].class), (a, 1));
@@ -144,7 +175,7 @@ fn dogs_voc() -> PathBuf {
 fn check_passes_on_the_third_party_dogs_data_with_independent_counts() {
     let root = dogs_voc();
     assert!(root.is_dir(), "test data missing: {}", root.display());
-    let report = check(&[root.clone()], &classes(&["trainval", "test"]), &classes(&["dog"]));
+    let report = check(std::slice::from_ref(&root), &classes(&["trainval", "test"]), &classes(&["dog"]));
     assert!(report.is_ok(), "{}", report.to_text());
     for split in &report.splits {
         let list = std::fs::read_to_string(root.join(format!("ImageSets/Main/{}.txt", split.split))).unwrap();
@@ -184,13 +215,16 @@ fn check_reports_every_problem_and_serialises() {
     );
     let report = check(&[r], &classes(&["trainval", "test"]), &classes(&["dog"]));
     let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
-    assert_eq!(kinds, vec![
-        ProblemKind::UnknownClass,
-        ProblemKind::InvalidBox,
-        ProblemKind::BadImage,
-        ProblemKind::MissingAnnotation,
-        ProblemKind::MissingSplit,
-    ]);
+    assert_eq!(
+        kinds,
+        vec![
+            ProblemKind::UnknownClass,
+            ProblemKind::InvalidBox,
+            ProblemKind::BadImage,
+            ProblemKind::MissingAnnotation,
+            ProblemKind::MissingSplit,
+        ]
+    );
     let s = &report.splits[0];
     assert_eq!((s.listed, s.images, s.objects, s.difficult), (3, 2, 1, 1));
     assert_eq!((s.classes[0].images, s.classes[0].objects, s.classes[0].difficult), (1, 1, 1));
@@ -206,7 +240,12 @@ fn check_reports_every_problem_and_serialises() {
 fn det_dataset_samples_for_training_and_evaluation() {
     let dir = tempfile::tempdir().unwrap();
     let objects = [("dog", [1, 1, 32, 24], false), ("cat", [33, 25, 64, 48], true)];
-    let r = root(dir.path(), "VOC2007", "test", &[("a", Some(xml(64, 48, &objects)), true), ("broken", Some(xml(64, 48, &objects)), false)]);
+    let r = root(
+        dir.path(),
+        "VOC2007",
+        "test",
+        &[("a", Some(xml(64, 48, &objects)), true), ("broken", Some(xml(64, 48, &objects)), false)],
+    );
     std::fs::write(r.join("JPEGImages/broken.jpg"), b"not a jpeg").unwrap();
     let (voc, _) = VocDataset::open(&[r], "test", &classes(&["cat", "dog"]), true).unwrap();
     let eval = DetDataset::new(voc.clone(), 32, false);
@@ -238,23 +277,32 @@ fn synthetic_voc_round_trip() {
     assert_eq!((summary.trainval, summary.train, summary.val, summary.test), (30, 24, 6, 10));
     let labels = read_labels(&summary.labels).unwrap();
     assert_eq!(labels, summary.classes);
-    let report = check(&[summary.root.clone()], &classes(&["trainval", "train", "val", "test"]), &labels);
+    let report = check(std::slice::from_ref(&summary.root), &classes(&["trainval", "train", "val", "test"]), &labels);
     assert!(report.is_ok(), "{}", report.to_text());
     let objects: usize = [0, 3].iter().map(|&i| report.splits[i].objects).sum();
     assert_eq!(objects, summary.objects);
     assert_eq!(report.splits[0].difficult + report.splits[3].difficult, summary.difficult);
     assert!(report.splits[0].classes.iter().all(|c| c.objects > 0), "every class appears: {}", report.to_text());
-    let (voc, problems) = VocDataset::open(&[summary.root.clone()], "trainval", &labels, true).unwrap();
+    let (voc, problems) = VocDataset::open(std::slice::from_ref(&summary.root), "trainval", &labels, true).unwrap();
     assert!(problems.is_empty() && voc.len() == 30);
     let xml = std::fs::read_to_string(summary.root.join("Annotations/000001.xml")).unwrap();
-    for field in ["<folder>VOC2007</folder>", "<filename>000001.jpg</filename>", "<segmented>0</segmented>", "<pose>Unspecified</pose>"] {
+    for field in [
+        "<folder>VOC2007</folder>",
+        "<filename>000001.jpg</filename>",
+        "<segmented>0</segmented>",
+        "<pose>Unspecified</pose>",
+    ] {
         assert!(xml.contains(field), "{field} in {xml}");
     }
     // Deterministic: the same seed writes the same files.
     let again = tempfile::tempdir().unwrap();
     generate(again.path(), opts).unwrap();
     for f in ["Annotations/000007.xml", "JPEGImages/000007.jpg", "ImageSets/Main/val.txt"] {
-        assert_eq!(std::fs::read(summary.root.join(f)).unwrap(), std::fs::read(again.path().join("VOCdevkit/VOC2007").join(f)).unwrap(), "{f}");
+        assert_eq!(
+            std::fs::read(summary.root.join(f)).unwrap(),
+            std::fs::read(again.path().join("VOCdevkit/VOC2007").join(f)).unwrap(),
+            "{f}"
+        );
     }
     // A larger set has difficult and truncated objects.
     let big = tempfile::tempdir().unwrap();
@@ -278,5 +326,9 @@ fn det_get_throughput() {
         assert_eq!(sample.image.size(), vec![3, 300, 300]);
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("DetDataset::get with augmentation: {:.1} images/s ({:.2} ms each)", n as f64 / secs, secs * 1000.0 / n as f64);
+    println!(
+        "DetDataset::get with augmentation: {:.1} images/s ({:.2} ms each)",
+        n as f64 / secs,
+        secs * 1000.0 / n as f64
+    );
 }

@@ -14,18 +14,29 @@ pub fn result_file_name(split: &str, class: &str) -> String {
 
 /// Writes one result file per class into `dir` (created if needed), empty ones included, detections in
 /// input order. Returns the files written.
-pub fn write_result_files(dir: &Path, split: &str, class_names: &[String], dets: &[DetectionRecord]) -> Result<Vec<PathBuf>> {
+pub fn write_result_files(
+    dir: &Path,
+    split: &str,
+    class_names: &[String],
+    dets: &[DetectionRecord],
+) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create folder '{}'", dir.display()))?;
     let mut texts = vec![String::new(); class_names.len()];
     for d in dets {
         let Some(text) = texts.get_mut(d.class) else {
-            bail!("detection in image '{}' has class index {} but there are {} classes", d.image_id, d.class, class_names.len());
+            bail!(
+                "detection in image '{}' has class index {} but there are {} classes",
+                d.image_id,
+                d.class,
+                class_names.len()
+            );
         };
         if d.image_id.is_empty() || d.image_id.contains(char::is_whitespace) {
             bail!("image id {:?} cannot be written to a result file (empty or contains whitespace)", d.image_id);
         }
         let [x0, y0, x1, y1] = d.bbox;
-        writeln!(text, "{} {:.6} {:.1} {:.1} {:.1} {:.1}", d.image_id, d.score, x0, y0, x1, y1).expect("writing to a String");
+        writeln!(text, "{} {:.6} {:.1} {:.1} {:.1} {:.1}", d.image_id, d.score, x0, y0, x1, y1)
+            .expect("writing to a String");
     }
     let mut written = Vec::with_capacity(class_names.len());
     for (name, text) in class_names.iter().zip(texts) {
@@ -51,13 +62,19 @@ fn class_of_file_name(name: &str) -> Option<&str> {
 pub fn read_result_files(dir: &Path, class_names: &[String]) -> Result<Vec<DetectionRecord>> {
     let index: HashMap<&str, usize> = class_names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut files: Vec<Option<PathBuf>> = vec![None; class_names.len()];
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read detections folder '{}'", dir.display()))?;
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read detections folder '{}'", dir.display()))?;
     for entry in entries {
         let path = entry.with_context(|| format!("cannot list '{}'", dir.display()))?.path();
         let Some(class) = path.file_name().and_then(|n| n.to_str()).and_then(class_of_file_name) else { continue };
         let Some(&c) = index.get(class) else { continue };
         if let Some(previous) = &files[c] {
-            bail!("two result files for class '{class}' in '{}': '{}' and '{}'", dir.display(), previous.display(), path.display());
+            bail!(
+                "two result files for class '{class}' in '{}': '{}' and '{}'",
+                dir.display(),
+                previous.display(),
+                path.display()
+            );
         }
         files[c] = Some(path);
     }
@@ -71,7 +88,8 @@ pub fn read_result_files(dir: &Path, class_names: &[String]) -> Result<Vec<Detec
 }
 
 fn read_one(path: &Path, class: usize, out: &mut Vec<DetectionRecord>) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read result file '{}'", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read result file '{}'", path.display()))?;
     for (i, line) in text.lines().enumerate() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         if fields.is_empty() {
@@ -83,9 +101,18 @@ fn read_one(path: &Path, class: usize, out: &mut Vec<DetectionRecord>) -> Result
         }
         let mut nums = [0f32; 5];
         for (k, (v, what)) in fields[1..].iter().zip(["score", "xmin", "ymin", "xmax", "ymax"]).enumerate() {
-            nums[k] = v.parse::<f32>().ok().filter(|x| x.is_finite()).with_context(|| format!("{}: {what} {v:?} is not a finite number", at()))?;
+            nums[k] = v
+                .parse::<f32>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .with_context(|| format!("{}: {what} {v:?} is not a finite number", at()))?;
         }
-        out.push(DetectionRecord { image_id: fields[0].to_string(), class, score: nums[0], bbox: [nums[1], nums[2], nums[3], nums[4]] });
+        out.push(DetectionRecord {
+            image_id: fields[0].to_string(),
+            class,
+            score: nums[0],
+            bbox: [nums[1], nums[2], nums[3], nums[4]],
+        });
     }
     Ok(())
 }
@@ -143,8 +170,11 @@ mod tests {
     fn writer_rejects_unwritable_records() {
         let dir = tempfile::tempdir().unwrap();
         let bad = DetectionRecord { image_id: "a b".into(), class: 0, score: 0.5, bbox: [1.0; 4] };
-        assert!(write_result_files(dir.path(), "test", &names(), &[bad.clone()]).is_err());
+        assert!(write_result_files(dir.path(), "test", &names(), std::slice::from_ref(&bad)).is_err());
         let bad = DetectionRecord { image_id: "a".into(), class: 9, ..bad };
-        assert!(write_result_files(dir.path(), "test", &names(), &[bad]).unwrap_err().to_string().contains("class index 9"));
+        assert!(write_result_files(dir.path(), "test", &names(), &[bad])
+            .unwrap_err()
+            .to_string()
+            .contains("class index 9"));
     }
 }

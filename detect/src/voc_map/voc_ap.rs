@@ -97,13 +97,20 @@ pub fn voc_ap(recall: &[f64], precision: &[f64], metric: Metric) -> f64 {
         Metric::Voc07 => (0..11)
             .map(|i| {
                 let t = i as f64 * 0.1;
-                let p = recall.iter().zip(precision).filter(|(r, _)| **r >= t).map(|(_, p)| *p).fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))));
+                let p = recall
+                    .iter()
+                    .zip(precision)
+                    .filter(|(r, _)| **r >= t)
+                    .map(|(_, p)| *p)
+                    .fold(None, |m: Option<f64>, p| Some(m.map_or(p, |m| m.max(p))));
                 p.unwrap_or(0.0) / 11.0
             })
             .sum(),
         Metric::Voc12 => {
-            let mrec: Vec<f64> = std::iter::once(0.0).chain(recall.iter().copied()).chain(std::iter::once(1.0)).collect();
-            let mut mpre: Vec<f64> = std::iter::once(0.0).chain(precision.iter().copied()).chain(std::iter::once(0.0)).collect();
+            let mrec: Vec<f64> =
+                std::iter::once(0.0).chain(recall.iter().copied()).chain(std::iter::once(1.0)).collect();
+            let mut mpre: Vec<f64> =
+                std::iter::once(0.0).chain(precision.iter().copied()).chain(std::iter::once(0.0)).collect();
             for i in (1..mpre.len()).rev() {
                 mpre[i - 1] = mpre[i - 1].max(mpre[i]);
             }
@@ -115,7 +122,13 @@ pub fn voc_ap(recall: &[f64], precision: &[f64], metric: Metric) -> f64 {
 /// Evaluates `dets` against `gts` (see the module doc for the exact rules).
 ///
 /// Errors on a class index outside `class_names` or a non-finite score or box.
-pub fn mean_average_precision(gts: &[GroundTruth], dets: &[DetectionRecord], class_names: &[String], metric: Metric, iou_threshold: f32) -> Result<EvalResult> {
+pub fn mean_average_precision(
+    gts: &[GroundTruth],
+    dets: &[DetectionRecord],
+    class_names: &[String],
+    metric: Metric,
+    iou_threshold: f32,
+) -> Result<EvalResult> {
     let nc = class_names.len();
     for g in gts {
         if g.class >= nc {
@@ -163,7 +176,7 @@ pub fn mean_average_precision(gts: &[GroundTruth], dets: &[DetectionRecord], cla
             if let Some(cands) = groups.get(&(d.image_id.as_str(), c)) {
                 for &gi in cands {
                     let ov = iou_voc(&d.bbox, &gts[gi].bbox);
-                    if best.map_or(true, |(b, _)| ov > b) {
+                    if best.is_none_or(|(b, _)| ov > b) {
                         best = Some((ov, gi));
                     }
                 }

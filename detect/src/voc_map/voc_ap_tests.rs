@@ -30,7 +30,8 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn hand_worked_pr_sequence_both_metrics() {
     let gts: Vec<_> = ["a", "b", "c", "d"].iter().map(|i| gt(i, 0, B, false)).collect();
-    let dets = vec![det("c", 0, 0.5, B), det("a", 0, 0.9, B), det("z", 0, 0.8, B), det("b", 0, 0.7, B), det("c", 0, 0.6, FAR)];
+    let dets =
+        vec![det("c", 0, 0.5, B), det("a", 0, 0.9, B), det("z", 0, 0.8, B), det("b", 0, 0.7, B), det("c", 0, 0.6, FAR)];
     let r07 = mean_average_precision(&gts, &dets, &names(&["x"]), Metric::Voc07, 0.5).unwrap();
     let c = &r07.per_class[0];
     assert_eq!((c.num_gt, c.num_det), (4, 5));
@@ -89,7 +90,9 @@ fn difficult_matches_are_ignored() {
         assert!(close(c.ap, if metric == Metric::Voc07 { 6.0 / 11.0 } else { 0.5 }), "{}", c.ap);
     }
     // A class with difficult objects only: AP 0, num_gt 0, still counted in the mAP.
-    let r = mean_average_precision(&[gt("a", 1, B, true)], &[det("a", 1, 0.9, B)], &names(&["x", "y"]), Metric::Voc12, 0.5).unwrap();
+    let r =
+        mean_average_precision(&[gt("a", 1, B, true)], &[det("a", 1, 0.9, B)], &names(&["x", "y"]), Metric::Voc12, 0.5)
+            .unwrap();
     assert_eq!((r.per_class[1].ap, r.per_class[1].num_gt, r.per_class[1].in_map), (0.0, 0, true));
     assert!(r.per_class[1].recall.is_empty());
     assert!(!r.per_class[0].in_map);
@@ -129,7 +132,9 @@ fn threshold_is_strict() {
     let r = mean_average_precision(&gts, &exact_half, &names(&["x"]), Metric::Voc07, 0.49).unwrap();
     assert!(close(r.per_class[0].ap, 1.0));
     // 100 / 190 > 0.5.
-    let r = mean_average_precision(&gts, &[det("a", 0, 0.9, [1.0, 1.0, 10.0, 19.0])], &names(&["x"]), Metric::Voc07, 0.5).unwrap();
+    let r =
+        mean_average_precision(&gts, &[det("a", 0, 0.9, [1.0, 1.0, 10.0, 19.0])], &names(&["x"]), Metric::Voc07, 0.5)
+            .unwrap();
     assert!(close(r.per_class[0].ap, 1.0));
 }
 
@@ -150,6 +155,7 @@ fn classes_without_detections_or_ground_truth() {
 fn bad_input_is_an_error() {
     let e = mean_average_precision(&[gt("a", 3, B, false)], &[], &names(&["x"]), Metric::Voc07, 0.5).unwrap_err();
     assert!(e.to_string().contains("class index 3"), "{e}");
-    let e = mean_average_precision(&[], &[det("img7", 0, f32::NAN, B)], &names(&["x"]), Metric::Voc07, 0.5).unwrap_err();
+    let e =
+        mean_average_precision(&[], &[det("img7", 0, f32::NAN, B)], &names(&["x"]), Metric::Voc07, 0.5).unwrap_err();
     assert!(e.to_string().contains("img7"), "{e}");
 }

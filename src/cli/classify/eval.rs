@@ -52,7 +52,12 @@ pub fn run(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
         bail!("the classes of '{}' differ from those of the checkpoint '{}'", a.data.display(), a.weights.display());
     }
     if set.class_names.len() != model.meta.num_classes {
-        bail!("'{}' has {} classes, the checkpoint {}", a.data.display(), set.class_names.len(), model.meta.num_classes);
+        bail!(
+            "'{}' has {} classes, the checkpoint {}",
+            a.data.display(),
+            set.class_names.len(),
+            model.meta.num_classes
+        );
     }
     let ratio = a.resize_ratio.unwrap_or(model.resize as f64 / model.crop as f64);
     let transform = ClsTransform::new(Augment::None, model.crop, ratio, 0.0, false)?;

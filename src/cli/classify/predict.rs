@@ -53,7 +53,8 @@ pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
     let mut model = Classifier::load(&a.weights, a.arch, device)?.with_geometry(a.resize, a.crop);
     model.fuse_bn();
     for chunk in images.chunks(a.batch.max(1)) {
-        let inputs = chunk.iter().map(|p| read_image(p).map(|img| model.preprocess(&img))).collect::<Result<Vec<_>>>()?;
+        let inputs =
+            chunk.iter().map(|p| read_image(p).map(|img| model.preprocess(&img))).collect::<Result<Vec<_>>>()?;
         for (path, top) in chunk.iter().zip(model.predict(&inputs, a.topk)?) {
             if a.json {
                 println!("{}", serde_json::to_string(&Prediction { image: path, top: &top })?);

@@ -83,7 +83,17 @@ impl Session {
 
     fn emit(&self, source: &str, frame: Option<usize>, img: &RgbImage, dets: &[PixelDetection], ms: f64) -> Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string(&Record { source: source.to_string(), frame, width: img.width, height: img.height, detections: dets, ms })?);
+            println!(
+                "{}",
+                serde_json::to_string(&Record {
+                    source: source.to_string(),
+                    frame,
+                    width: img.width,
+                    height: img.height,
+                    detections: dets,
+                    ms
+                })?
+            );
         } else if frame.is_none() {
             let names: Vec<String> = dets.iter().map(|d| format!("{} {:.2}", d.name, d.score)).collect();
             ui::info(format!("{source}: {} object(s) {} ({ms:.1} ms)", dets.len(), names.join(", ")));
@@ -117,7 +127,12 @@ fn unique_path(out: &Path, name: &str, used: &mut std::collections::HashSet<Path
     path
 }
 
-fn run_stream(s: &mut Session, mut reader: VideoReader, save: Option<PathBuf>, max_frames: Option<usize>) -> Result<usize> {
+fn run_stream(
+    s: &mut Session,
+    mut reader: VideoReader,
+    save: Option<PathBuf>,
+    max_frames: Option<usize>,
+) -> Result<usize> {
     let mut writer: Option<VideoWriter> = None;
     let mut frame = 0usize;
     let started = Instant::now();
@@ -154,7 +169,12 @@ pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
     }
     let device = global.device()?;
     let detector = Detector::load(&a.weights, device)?;
-    let post = PostprocessConfig { score_threshold: a.conf, nms_iou: a.iou, top_k: a.max_det, candidates_per_class: a.max_det.max(200) };
+    let post = PostprocessConfig {
+        score_threshold: a.conf,
+        nms_iou: a.iou,
+        top_k: a.max_det,
+        candidates_per_class: a.max_det.max(200),
+    };
     let window = if a.show { Some(Window::open("skipblock detect")?) } else { None };
     let mut s = Session { detector, post, window, json: a.json, images: 0, seconds: 0.0 };
     let save = !a.no_save;

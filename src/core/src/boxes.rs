@@ -45,7 +45,9 @@ impl BBox {
         ((self.xmin + self.xmax) / 2.0, (self.ymin + self.ymax) / 2.0)
     }
     pub fn is_valid(&self) -> bool {
-        self.xmax > self.xmin && self.ymax > self.ymin && [self.xmin, self.ymin, self.xmax, self.ymax].iter().all(|v| v.is_finite())
+        self.xmax > self.xmin
+            && self.ymax > self.ymin
+            && [self.xmin, self.ymin, self.xmax, self.ymax].iter().all(|v| v.is_finite())
     }
 
     pub fn intersection(&self, other: &BBox) -> f32 {
@@ -57,12 +59,21 @@ impl BBox {
     pub fn iou(&self, other: &BBox) -> f32 {
         let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
+        if union > 0.0 {
+            inter / union
+        } else {
+            0.0
+        }
     }
 
     /// Clipped to `[0, width] × [0, height]`.
     pub fn clip(&self, width: f32, height: f32) -> BBox {
-        BBox::new(self.xmin.clamp(0.0, width), self.ymin.clamp(0.0, height), self.xmax.clamp(0.0, width), self.ymax.clamp(0.0, height))
+        BBox::new(
+            self.xmin.clamp(0.0, width),
+            self.ymin.clamp(0.0, height),
+            self.xmax.clamp(0.0, width),
+            self.ymax.clamp(0.0, height),
+        )
     }
 
     /// Mirrored in an image of `width`.
@@ -99,7 +110,9 @@ pub fn iou_voc(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 
 /// Pairwise IoU of `[N, 4]` and `[M, 4]` box tensors (xyxy): `[N, M]`.
 pub fn box_iou(a: &Tensor, b: &Tensor) -> Tensor {
-    let area = |t: &Tensor| (t.select(1, 2) - t.select(1, 0)).clamp_min(0.0) * (t.select(1, 3) - t.select(1, 1)).clamp_min(0.0);
+    let area = |t: &Tensor| {
+        (t.select(1, 2) - t.select(1, 0)).clamp_min(0.0) * (t.select(1, 3) - t.select(1, 1)).clamp_min(0.0)
+    };
     let (area_a, area_b) = (area(a), area(b));
     let lt = a.slice(1, 0, 2, 1).unsqueeze(1).maximum(&b.slice(1, 0, 2, 1).unsqueeze(0));
     let rb = a.slice(1, 2, 4, 1).unsqueeze(1).minimum(&b.slice(1, 2, 4, 1).unsqueeze(0));

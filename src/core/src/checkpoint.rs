@@ -69,8 +69,7 @@ pub fn sidecar_path(weights: &Path) -> PathBuf {
 /// Saves the variables of `vs` and `meta` (atomically, both files).
 pub fn save(vs: &VarStore, path: &Path, meta: &CheckpointMeta) -> Result<()> {
     let meta_json = serde_json::to_string_pretty(meta)?;
-    let mut named: Vec<(String, tch::Tensor)> =
-        vs.variables().into_iter().map(|(k, v)| (k, v.detach())).collect();
+    let mut named: Vec<(String, tch::Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.detach())).collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let metadata = BTreeMap::from([(META_KEY.to_string(), meta_json.clone())]);
     tensors::write_safetensors(path, &named, &metadata)?;
@@ -96,7 +95,13 @@ impl CheckpointMeta {
 pub fn load_meta(path: &Path) -> Result<CheckpointMeta> {
     let meta = read_meta(path)?;
     if meta.task != meta.arch.task() {
-        bail!("checkpoint '{}': its record says task {} for a {} architecture ({})", path.display(), meta.task, meta.arch.task(), meta.arch);
+        bail!(
+            "checkpoint '{}': its record says task {} for a {} architecture ({})",
+            path.display(),
+            meta.task,
+            meta.arch.task(),
+            meta.arch
+        );
     }
     Ok(meta)
 }
@@ -130,21 +135,17 @@ pub fn load_weights(vs: &VarStore, path: &Path) -> Result<AssignReport> {
     tensors::assign(vs, named, true).with_context(|| format!("weights '{}' do not fit the model", path.display()))
 }
 
-/// Loads what fits (for fine-tuning onto a new head): returns what was skipped.
-pub fn load_weights_partial(vs: &VarStore, path: &Path) -> Result<AssignReport> {
-    let named = tensors::read_named_tensors(path)?;
-    tensors::assign(vs, named, false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::{nn, nn::ModuleT, Device, Kind, Tensor};
 
     fn model(vs: &VarStore) -> nn::SequentialT {
-        nn::seq_t()
-            .add(nn::linear(vs.root() / "a", 3, 5, Default::default()))
-            .add(nn::batch_norm1d(vs.root() / "bn", 5, Default::default()))
+        nn::seq_t().add(nn::linear(vs.root() / "a", 3, 5, Default::default())).add(nn::batch_norm1d(
+            vs.root() / "bn",
+            5,
+            Default::default(),
+        ))
     }
 
     #[test]

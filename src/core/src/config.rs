@@ -10,9 +10,8 @@ use std::path::Path;
 
 /// Parses one `key.path=value` override.
 pub fn parse_override(text: &str) -> Result<(String, toml::Value)> {
-    let (key, raw) = text
-        .split_once('=')
-        .ok_or_else(|| anyhow!("invalid override '{text}': expected key.path=value"))?;
+    let (key, raw) =
+        text.split_once('=').ok_or_else(|| anyhow!("invalid override '{text}': expected key.path=value"))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(str::is_empty) {
         bail!("invalid override '{text}': empty key");
@@ -34,12 +33,9 @@ pub fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Resul
             current.insert(part.to_string(), value);
             return Ok(());
         }
-        let entry = current
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry
-            .as_table_mut()
-            .ok_or_else(|| anyhow!("cannot set '{key}': '{part}' is a value, not a section"))?;
+        let entry = current.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current =
+            entry.as_table_mut().ok_or_else(|| anyhow!("cannot set '{key}': '{part}' is a value, not a section"))?;
     }
     unreachable!("split always yields at least one part")
 }
@@ -159,8 +155,7 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let err = load_config::<Recipe>(Some(Path::new("/no/such/recipe.toml")), &[])
-            .unwrap_err();
+        let err = load_config::<Recipe>(Some(Path::new("/no/such/recipe.toml")), &[]).unwrap_err();
         assert!(format!("{err:#}").contains("/no/such/recipe.toml"));
     }
 

@@ -15,9 +15,8 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         "cpu" => Device::Cpu,
         "cuda" | "gpu" => Device::Cuda(0),
         s if s.starts_with("cuda:") => {
-            let index: usize = s[5..]
-                .parse()
-                .with_context(|| format!("invalid device '{spec}': expected cuda:N with N a number"))?;
+            let index: usize =
+                s[5..].parse().with_context(|| format!("invalid device '{spec}': expected cuda:N with N a number"))?;
             Device::Cuda(index)
         }
         _ => bail!("invalid device '{spec}': expected auto, cpu, cuda or cuda:N"),
@@ -90,7 +89,6 @@ pub fn loaded_libtorch_dir() -> Option<std::path::PathBuf> {
         .find(|path| path.contains("libtorch_cpu."))
         .and_then(|path| std::path::Path::new(path).parent().map(|p| p.to_path_buf()))
 }
-
 
 /// Applies `--threads` (0 = leave libtorch's default: one per core) and `--seed`.
 pub fn configure_runtime(threads: usize, seed: Option<u64>) {

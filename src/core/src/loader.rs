@@ -45,7 +45,15 @@ pub struct LoaderConfig {
 
 impl Default for LoaderConfig {
     fn default() -> Self {
-        LoaderConfig { batch_size: 32, shuffle: false, drop_last: false, seed: 0, workers: 0, prefetch: 4, strict: false }
+        LoaderConfig {
+            batch_size: 32,
+            shuffle: false,
+            drop_last: false,
+            seed: 0,
+            workers: 0,
+            prefetch: 4,
+            strict: false,
+        }
     }
 }
 
@@ -78,7 +86,11 @@ pub fn epoch_order(len: usize, shuffle: bool, seed: u64, epoch: usize) -> Vec<us
 /// Number of batches an epoch of `len` samples gives.
 pub fn batches_per_epoch(len: usize, batch_size: usize, drop_last: bool) -> usize {
     let b = batch_size.max(1);
-    if drop_last { len / b } else { len.div_ceil(b) }
+    if drop_last {
+        len / b
+    } else {
+        len.div_ceil(b)
+    }
 }
 
 /// Iterator over the batches of one epoch.
@@ -126,7 +138,8 @@ pub fn load_epoch<D: Dataset>(dataset: Arc<D>, epoch: usize, config: &LoaderConf
         chunks.pop();
     }
     let len = chunks.len();
-    let threads = if config.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.workers };
+    let threads =
+        if config.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.workers };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("loader-{i}")).build()?;
     let (tx, rx) = sync_channel(config.prefetch.max(1));
     let skipped = Arc::new(AtomicUsize::new(0));

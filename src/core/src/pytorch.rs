@@ -30,7 +30,13 @@ enum Value {
     /// A storage reference: (dtype, key in `data/`).
     Storage(Kind, String),
     /// A rebuilt tensor: storage, offset, size, stride (in elements).
-    Tensor { kind: Kind, key: String, offset: i64, size: Vec<i64>, stride: Vec<i64> },
+    Tensor {
+        kind: Kind,
+        key: String,
+        offset: i64,
+        size: Vec<i64>,
+        stride: Vec<i64>,
+    },
     /// Anything else that was constructed: kept opaque.
     Object,
     Mark,
@@ -74,7 +80,8 @@ struct Machine<'a> {
 
 impl<'a> Machine<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| anyhow!("truncated pickle"))?;
+        let end =
+            self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or_else(|| anyhow!("truncated pickle"))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -99,7 +106,8 @@ impl<'a> Machine<'a> {
         self.stack.pop().ok_or_else(|| anyhow!("pickle stack underflow"))
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
-        let at = self.stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or_else(|| anyhow!("pickle mark missing"))?;
+        let at =
+            self.stack.iter().rposition(|v| matches!(v, Value::Mark)).ok_or_else(|| anyhow!("pickle mark missing"))?;
         let items = self.stack.split_off(at + 1);
         self.stack.pop();
         Ok(items)
@@ -128,7 +136,9 @@ impl<'a> Machine<'a> {
                 let stride = ints(args.get(3).ok_or_else(|| anyhow!("tensor without stride"))?)?;
                 Value::Tensor { kind, key, offset, size, stride }
             }
-            Value::Global(m, n) if m == "torch._utils" && n == "_rebuild_parameter" => args.into_iter().next().unwrap_or(Value::None),
+            Value::Global(m, n) if m == "torch._utils" && n == "_rebuild_parameter" => {
+                args.into_iter().next().unwrap_or(Value::None)
+            }
             _ => Value::Object,
         })
     }
@@ -306,7 +316,9 @@ impl<'a> Machine<'a> {
                     let pid = self.pop()?;
                     let v = match pid {
                         Value::Tuple(t) if t.len() >= 3 => match (&t[1], &t[2]) {
-                            (Value::Global(_, name), Value::Str(key)) => Value::Storage(storage_kind(name)?, key.clone()),
+                            (Value::Global(_, name), Value::Str(key)) => {
+                                Value::Storage(storage_kind(name)?, key.clone())
+                            }
                             _ => bail!("unsupported persistent id {t:?}"),
                         },
                         other => bail!("unsupported persistent id {other:?}"),
@@ -351,7 +363,8 @@ fn state_dict(value: Value) -> Result<Vec<(String, Value)>> {
 /// Reads the named tensors of a `torch.save` zip file.
 pub fn read_state_dict(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open '{}'", path.display()))?;
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| anyhow!("not a torch.save zip archive ({e}); legacy (pre-1.6) files are not supported"))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| anyhow!("not a torch.save zip archive ({e}); legacy (pre-1.6) files are not supported"))?;
     let pkl_name = (0..zip.len())
         .filter_map(|i| zip.name_for_index(i).map(str::to_string))
         .find(|n| n.ends_with("data.pkl"))

@@ -82,7 +82,8 @@ pub enum ScheduleKind {
     Constant,
     /// × `gamma` at each epoch of `milestones`.
     MultiStep,
-    /// × `gamma` every `step_epochs` epochs (may be fractional: ×0.97 every 2.4 epochs).
+    /// × `gamma` every `step_epochs` epochs (may be fractional: ×0.97 every 2.4 epochs), counted from the
+    /// first step as TF's staircase decay counts (warm-up included).
     Exponential,
     /// Cosine annealing from `lr` to `min_lr` over `t_max_epochs` (0 = the whole run).
     Cosine,
@@ -123,7 +124,8 @@ impl Default for ScheduleSection {
 pub struct TrainSection {
     pub epochs: usize,
     pub batch_size: usize,
-    /// Exponential moving average of the weights (0 = off); the EMA weights are evaluated and saved.
+    /// Exponential moving average of the weights (0 = off); the EMA weights are evaluated and saved. The
+    /// decay warms up as in the TF/timm recipes: update t uses min(ema_decay, (1 + t) / (10 + t)).
     pub ema_decay: f64,
     /// Evaluate every this many epochs (and after the last).
     pub eval_every: usize,
@@ -136,6 +138,13 @@ pub struct TrainSection {
 
 impl Default for TrainSection {
     fn default() -> Self {
-        TrainSection { epochs: 10, batch_size: 64, ema_decay: 0.0, eval_every: 1, max_iters_per_epoch: 0, best_metric: None }
+        TrainSection {
+            epochs: 10,
+            batch_size: 64,
+            ema_decay: 0.0,
+            eval_every: 1,
+            max_iters_per_epoch: 0,
+            best_metric: None,
+        }
     }
 }

@@ -95,11 +95,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Saves named tensors (moved to the CPU) and string metadata as one `.safetensors` file, atomically.
-pub fn write_safetensors(
-    path: &Path,
-    tensors: &[(String, Tensor)],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
+pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)], metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut bytes = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
         bytes.push((name.clone(), to_bytes(tensor).with_context(|| format!("tensor '{name}'"))?));
@@ -113,8 +109,11 @@ pub fn write_safetensors(
     write_atomic(path, &data)
 }
 
+/// Tensors with their names, in file order.
+pub type NamedTensors = Vec<(String, Tensor)>;
+
 /// Reads a `.safetensors` file: its tensors (CPU) and its metadata.
-pub fn read_safetensors(path: &Path) -> Result<(Vec<(String, Tensor)>, BTreeMap<String, String>)> {
+pub fn read_safetensors(path: &Path) -> Result<(NamedTensors, BTreeMap<String, String>)> {
     let data = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
     let st = safetensors::SafeTensors::deserialize(&data)
         .map_err(|e| anyhow!("'{}' is not a valid safetensors file: {e}", path.display()))?;
@@ -242,8 +241,7 @@ mod tests {
         let a = Tensor::randn([3, 4], (Kind::Float, tch::Device::Cpu));
         let b = Tensor::from_slice(&[7i64]);
         let meta = BTreeMap::from([("k".to_string(), "v".to_string())]);
-        write_safetensors(&p, &[("a".into(), a.shallow_clone()), ("b".into(), b.shallow_clone())], &meta)
-            .unwrap();
+        write_safetensors(&p, &[("a".into(), a.shallow_clone()), ("b".into(), b.shallow_clone())], &meta).unwrap();
         let (t, m) = read_safetensors(&p).unwrap();
         assert_eq!(m, meta);
         let get = |n: &str| t.iter().find(|(k, _)| k == n).unwrap().1.shallow_clone();

@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn weights_follow_the_formula() {
         // Three samples with feature variances 0, 1 and 4 (unbiased, n = 2): scaled 0, 0.25, 1.
-        let f = Tensor::from_slice(&[0.0f32, 0.0, 0.0, 1.4142135, 0.0, 2.828427]).view([3, 2, 1, 1]);
+        let f = Tensor::from_slice(&[0.0f32, 0.0, 0.0, std::f32::consts::SQRT_2, 0.0, 2.0 * std::f32::consts::SQRT_2])
+            .view([3, 2, 1, 1]);
         let (w, min) = bias_weights(&f, &LossConfig { clamp: false, ..cfg() }, None).unwrap();
         let w: Vec<f64> = Vec::<f64>::try_from(&w.to_kind(Kind::Double)).unwrap();
         let expect = [0.0f64, 0.25, 1.0].map(|v| (0.3 * v).exp() - 0.3);
@@ -268,18 +269,38 @@ mod tests {
     fn other_losses_and_errors() {
         let logits = Tensor::from_slice(&[2.0f32, 0.0, 0.0, 0.0, 3.0, 1.0]).view([2, 3]);
         let t = Tensor::from_slice(&[0i64, 1]);
-        let ce = f64::try_from(Loss::new(LossConfig { kind: LossKind::Ce, ..cfg() }).unwrap().compute(&logits, None, &t).unwrap().loss).unwrap();
+        let ce = f64::try_from(
+            Loss::new(LossConfig { kind: LossKind::Ce, ..cfg() }).unwrap().compute(&logits, None, &t).unwrap().loss,
+        )
+        .unwrap();
         let expect = {
             let a = -(2f64.exp() / (2f64.exp() + 2.0)).ln();
             let b = -(3f64.exp() / (1.0 + 3f64.exp() + 1f64.exp())).ln();
             (a + b) / 2.0
         };
         assert!((ce - expect).abs() < 1e-5);
-        let focal = f64::try_from(Loss::new(LossConfig { kind: LossKind::Focal, gamma: 0.0, ..cfg() }).unwrap().compute(&logits, None, &t).unwrap().loss).unwrap();
+        let focal = f64::try_from(
+            Loss::new(LossConfig { kind: LossKind::Focal, gamma: 0.0, ..cfg() })
+                .unwrap()
+                .compute(&logits, None, &t)
+                .unwrap()
+                .loss,
+        )
+        .unwrap();
         assert!((focal - ce).abs() < 1e-6, "focal with gamma 0 is CE");
-        let focal2 = f64::try_from(Loss::new(LossConfig { kind: LossKind::Focal, ..cfg() }).unwrap().compute(&logits, None, &t).unwrap().loss).unwrap();
+        let focal2 = f64::try_from(
+            Loss::new(LossConfig { kind: LossKind::Focal, ..cfg() }).unwrap().compute(&logits, None, &t).unwrap().loss,
+        )
+        .unwrap();
         assert!(focal2 < ce);
-        let ls = f64::try_from(Loss::new(LossConfig { kind: LossKind::LabelSmoothing, ..cfg() }).unwrap().compute(&logits, None, &t).unwrap().loss).unwrap();
+        let ls = f64::try_from(
+            Loss::new(LossConfig { kind: LossKind::LabelSmoothing, ..cfg() })
+                .unwrap()
+                .compute(&logits, None, &t)
+                .unwrap()
+                .loss,
+        )
+        .unwrap();
         assert!(ls > ce);
         assert!(Loss::new(cfg()).unwrap().compute(&logits, None, &t).is_err(), "bias loss without features");
         assert!("bias".parse::<LossKind>().is_ok() && "hinge".parse::<LossKind>().is_err());

@@ -106,11 +106,6 @@ impl Loss {
         Ok(Loss { config, global_min: None })
     }
 
-    /// Whether this loss needs the last-conv features.
-    pub fn needs_features(&self) -> bool {
-        self.config.kind == LossKind::Bias
-    }
-
     /// Per-sample cross-entropy, `[N]`.
     pub fn per_sample_ce(logits: &Tensor, targets: &Tensor) -> Tensor {
         logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(targets, None, Reduction::None, -100, 0.0)
@@ -123,7 +118,13 @@ impl Loss {
         Ok(match c.kind {
             LossKind::Ce => LossOutput { loss: Self::per_sample_ce(logits, targets).mean(Kind::Float), weights: None },
             LossKind::LabelSmoothing => LossOutput {
-                loss: logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(targets, None, Reduction::Mean, -100, c.smoothing),
+                loss: logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
+                    targets,
+                    None,
+                    Reduction::Mean,
+                    -100,
+                    c.smoothing,
+                ),
                 weights: None,
             },
             LossKind::Focal => {
@@ -143,7 +144,9 @@ impl Loss {
 
     /// The running state to carry across `--resume` (the running minimum of `global`/`release` scaling).
     pub fn state(&self) -> std::collections::BTreeMap<String, String> {
-        self.global_min.map(|g| std::collections::BTreeMap::from([("loss_global_min".to_string(), g.to_string())])).unwrap_or_default()
+        self.global_min
+            .map(|g| std::collections::BTreeMap::from([("loss_global_min".to_string(), g.to_string())]))
+            .unwrap_or_default()
     }
 
     pub fn load_state(&mut self, state: &std::collections::BTreeMap<String, String>) {

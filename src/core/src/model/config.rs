@@ -75,8 +75,19 @@ impl NetConfig {
 /// with hard-swish (paper §4).
 fn skipblocknet_stages() -> Vec<Vec<BlockCfg>> {
     vec![
-        vec![b(3, 4.0, 24, false, false, 2), b(3, 3.0, 24, false, false, 1), b(5, 3.0, 40, true, false, 2), b(5, 3.0, 40, true, false, 1), b(5, 6.0, 40, true, true, 1)],
-        vec![b(3, 6.0, 80, false, true, 2), b(3, 2.5, 80, false, true, 1), b(3, 2.3, 80, false, true, 1), b(3, 2.3, 80, false, true, 1)],
+        vec![
+            b(3, 4.0, 24, false, false, 2),
+            b(3, 3.0, 24, false, false, 1),
+            b(5, 3.0, 40, true, false, 2),
+            b(5, 3.0, 40, true, false, 1),
+            b(5, 6.0, 40, true, true, 1),
+        ],
+        vec![
+            b(3, 6.0, 80, false, true, 2),
+            b(3, 2.5, 80, false, true, 1),
+            b(3, 2.3, 80, false, true, 1),
+            b(3, 2.3, 80, false, true, 1),
+        ],
         vec![b(3, 6.0, 112, true, true, 1), b(3, 6.0, 112, true, true, 1)],
         vec![b(5, 6.0, 160, true, true, 2), b(5, 6.0, 160, true, true, 1), b(5, 6.0, 160, true, true, 1)],
     ]
@@ -107,7 +118,13 @@ pub(super) fn mobilenetv3_large() -> NetConfig {
         base: b(3, 1.0, 16, false, false, 1),
         base_expand: false,
         stages: vec![
-            vec![b(3, 4.0, 24, false, false, 2), b(3, 3.0, 24, false, false, 1), b(5, 3.0, 40, true, false, 2), b(5, 3.0, 40, true, false, 1), b(5, 3.0, 40, true, false, 1)],
+            vec![
+                b(3, 4.0, 24, false, false, 2),
+                b(3, 3.0, 24, false, false, 1),
+                b(5, 3.0, 40, true, false, 2),
+                b(5, 3.0, 40, true, false, 1),
+                b(5, 3.0, 40, true, false, 1),
+            ],
             skipblocknet_stages()[1].clone(),
             skipblocknet_stages()[2].clone(),
             skipblocknet_stages()[3].clone(),

@@ -111,11 +111,33 @@ impl ConvBn {
                 ..Default::default()
             },
         );
-        ConvBn { name, conv, bn, act, kernel, groups, in_channels: cin, out_channels: cout, stride, bn_eps: opts.bn_eps, fused: None }
+        ConvBn {
+            name,
+            conv,
+            bn,
+            act,
+            kernel,
+            groups,
+            in_channels: cin,
+            out_channels: cout,
+            stride,
+            bn_eps: opts.bn_eps,
+            fused: None,
+        }
     }
 
     /// Conv at `{p}/{i}`, BN at `{p}/{i+1}` (the Sequential layout of the release).
-    pub fn seq(p: &nn::Path, i: usize, cin: i64, cout: i64, k: i64, s: i64, groups: i64, act: Act, o: BlockOptions) -> Self {
+    pub fn seq(
+        p: &nn::Path,
+        i: usize,
+        cin: i64,
+        cout: i64,
+        k: i64,
+        s: i64,
+        groups: i64,
+        act: Act,
+        o: BlockOptions,
+    ) -> Self {
         ConvBn::new(p / i.to_string(), p / (i + 1).to_string(), cin, cout, k, s, groups, act, o)
     }
 
@@ -149,7 +171,14 @@ impl ConvBn {
         };
         if trace::active() {
             let per_output = self.in_channels / self.groups * self.kernel * self.kernel;
-            trace::record(&self.name, &format!("conv{}x{}{}", self.kernel, self.kernel, if self.groups > 1 { " dw" } else { "" }), xs, &ys, self.params(), per_output);
+            trace::record(
+                &self.name,
+                &format!("conv{}x{}{}", self.kernel, self.kernel, if self.groups > 1 { " dw" } else { "" }),
+                xs,
+                &ys,
+                self.params(),
+                per_output,
+            );
         }
         ys
     }
@@ -221,7 +250,11 @@ impl Linear {
             p,
             cin,
             cout,
-            nn::LinearConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 }, bs_init: Some(nn::Init::Const(0.0)), bias: true },
+            nn::LinearConfig {
+                ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.01 },
+                bs_init: Some(nn::Init::Const(0.0)),
+                bias: true,
+            },
         );
         Linear { name, linear }
     }
@@ -276,7 +309,18 @@ pub struct InvertedResidual {
 
 impl InvertedResidual {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(p: nn::Path, cin: i64, hidden: i64, cout: i64, kernel: i64, stride: i64, se: bool, act: Act, expand: bool, o: BlockOptions) -> Self {
+    pub fn new(
+        p: nn::Path,
+        cin: i64,
+        hidden: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        se: bool,
+        act: Act,
+        expand: bool,
+        o: BlockOptions,
+    ) -> Self {
         let name = p.components().collect::<Vec<_>>().join(".");
         let c = &p / "conv";
         let expand = (expand || hidden != cin).then(|| ConvBn::seq(&c, 0, cin, hidden, 1, 1, 1, act, o));

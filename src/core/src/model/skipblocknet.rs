@@ -57,8 +57,16 @@ impl SkipblockNet {
         let base_out = config.scaled(config.base.out);
         let base_hidden = make_divisible(stem as f64 * config.base.expansion, 8);
         let base_block = InvertedResidual::new(
-            p / "base_block", stem, base_hidden, base_out, config.base.kernel, config.base.stride,
-            config.base.se, config.base.act, config.base_expand, opts,
+            p / "base_block",
+            stem,
+            base_hidden,
+            base_out,
+            config.base.kernel,
+            config.base.stride,
+            config.base.se,
+            config.base.act,
+            config.base_expand,
+            opts,
         );
         let mut cin = base_out;
         let mut stages = Vec::new();
@@ -69,8 +77,16 @@ impl SkipblockNet {
                 let cout = config.scaled(blk.out);
                 let hidden = make_divisible(cin as f64 * blk.expansion, 8);
                 blocks.push(InvertedResidual::new(
-                    p / "blocks" / si.to_string() / bi.to_string(), cin, hidden, cout, blk.kernel,
-                    blk.stride, blk.se, blk.act, true, opts,
+                    p / "blocks" / si.to_string() / bi.to_string(),
+                    cin,
+                    hidden,
+                    cout,
+                    blk.kernel,
+                    blk.stride,
+                    blk.se,
+                    blk.act,
+                    true,
+                    opts,
                 ));
                 cin = cout;
             }
@@ -78,7 +94,16 @@ impl SkipblockNet {
             stage_out.push(cin);
         }
         let skip = |name: &str, cfg: &Option<super::config::SkipCfg>, out: i64| {
-            cfg.map(|s| SkipBlock::new(p / name, base_out, make_divisible(base_out as f64 * s.expansion, 8), out, s.kernel, opts))
+            cfg.map(|s| {
+                SkipBlock::new(
+                    p / name,
+                    base_out,
+                    make_divisible(base_out as f64 * s.expansion, 8),
+                    out,
+                    s.kernel,
+                    opts,
+                )
+            })
         };
         let skip1 = skip("skip1", &config.skip1, stage_out[0]);
         let skip2 = skip("skip2", &config.skip2, stage_out[1]);
@@ -92,7 +117,18 @@ impl SkipblockNet {
                 dropout: config.dropout,
             }
         });
-        SkipblockNet { config: config.clone(), num_classes, first_layer, base_block, stages, skip1, skip2, last_conv, classifier, frozen: false }
+        SkipblockNet {
+            config: config.clone(),
+            num_classes,
+            first_layer,
+            base_block,
+            stages,
+            skip1,
+            skip2,
+            last_conv,
+            classifier,
+            frozen: false,
+        }
     }
 
     /// Folds every batch norm into its convolution for fast inference (eval-mode passes only).
@@ -150,7 +186,7 @@ impl SkipblockNet {
             };
             if let Some(skip) = skip {
                 let size = x.size();
-                x = x + skip.forward_t(&base, [size[2], size[3]], train);
+                x += skip.forward_t(&base, [size[2], size[3]], train);
             }
         }
         (self.last_conv.forward_t(&x, train), tap)
@@ -174,7 +210,10 @@ impl SkipblockNet {
     /// Detection forward pass: the stride-16 expansion tap and the last conv.
     pub fn forward_features(&self, xs: &Tensor, train: bool) -> BackboneFeatures {
         let (last, tap) = self.backbone(xs, train, true);
-        BackboneFeatures { expansion16: tap.expect("every configured network has a stride-2 block in its last stage"), last }
+        BackboneFeatures {
+            expansion16: tap.expect("every configured network has a stride-2 block in its last stage"),
+            last,
+        }
     }
 }
 
@@ -210,7 +249,8 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let mut net = SkipblockNet::new(&vs.root(), &Arch::SkipblocknetXs.config(), 4, BlockOptions::default());
         let stats = |vs: &nn::VarStore| {
-            let mut v: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(k, _)| k.contains("running_")).collect();
+            let mut v: Vec<(String, Tensor)> =
+                vs.variables().into_iter().filter(|(k, _)| k.contains("running_")).collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v.into_iter().map(|(_, t)| t.copy()).collect::<Vec<_>>()
         };

@@ -32,17 +32,31 @@ impl Summary {
     /// A plain-text table, one line per layer, then the totals.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        out.push_str(&format!("{:<34} {:<12} {:>20} {:>20} {:>10} {:>13}\n", "layer", "kind", "input", "output", "params", "MACs"));
+        out.push_str(&format!(
+            "{:<34} {:<12} {:>20} {:>20} {:>10} {:>13}\n",
+            "layer", "kind", "input", "output", "params", "MACs"
+        ));
         for l in &self.layers {
             out.push_str(&format!(
                 "{:<34} {:<12} {:>20} {:>20} {:>10} {:>13}\n",
-                l.name, l.kind, shape(&l.input), shape(&l.output), group(l.params), group(l.macs)
+                l.name,
+                l.kind,
+                shape(&l.input),
+                shape(&l.output),
+                group(l.params),
+                group(l.macs)
             ));
         }
         out.push_str(&format!(
             "{}: {} trainable parameters ({:.2} M), {} multiply-adds ({:.1} M) at {}x{}, {} classes\n",
-            self.arch, group(self.params), self.params as f64 / 1e6, group(self.macs), self.macs as f64 / 1e6,
-            self.input_size, self.input_size, self.num_classes
+            self.arch,
+            group(self.params),
+            self.params as f64 / 1e6,
+            group(self.macs),
+            self.macs as f64 / 1e6,
+            self.input_size,
+            self.input_size,
+            self.num_classes
         ));
         out
     }
@@ -57,10 +71,14 @@ pub fn group(n: i64) -> String {
     let s = n.abs().to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
     }
-    if n < 0 { format!("-{out}") } else { out }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
 }

@@ -19,8 +19,8 @@ use super::metrics::{EpochRecord, MetricsLog, Monitor, Validation};
 use super::optim::Optimizer;
 use super::schedule::Schedule;
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::recipe::{OptimSection, ScheduleSection, TrainSection};
 use crate::loader::{load_epoch, mix, Dataset, LoaderConfig};
+use crate::recipe::{OptimSection, ScheduleSection, TrainSection};
 use crate::{tensors, ui};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -107,7 +107,14 @@ impl RunSettings {
 
     /// The options of [`fit`] for a recipe's sections: `train.best_metric`, else the pipeline's
     /// `default_best`, decides `best.safetensors`; `config_text` is the effective recipe.
-    pub fn fit_options(&self, run_dir: PathBuf, sections: RecipeSections<'_>, loader: LoaderConfig, default_best: Monitor, config_text: String) -> FitOptions {
+    pub fn fit_options(
+        &self,
+        run_dir: PathBuf,
+        sections: RecipeSections<'_>,
+        loader: LoaderConfig,
+        default_best: Monitor,
+        config_text: String,
+    ) -> FitOptions {
         let RecipeSections { optim, schedule, train } = sections;
         FitOptions {
             run_dir,
@@ -150,8 +157,17 @@ struct Resumed {
     best: Option<f64>,
 }
 
-fn save_state(vs: &VarStore, opt: &Optimizer, ema: Option<&Ema>, epoch: usize, best: Option<f64>, task_state: BTreeMap<String, String>, path: &Path) -> Result<()> {
-    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (format!("model.{k}"), v.detach())).collect();
+fn save_state(
+    vs: &VarStore,
+    opt: &Optimizer,
+    ema: Option<&Ema>,
+    epoch: usize,
+    best: Option<f64>,
+    task_state: BTreeMap<String, String>,
+    path: &Path,
+) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> =
+        vs.variables().into_iter().map(|(k, v)| (format!("model.{k}"), v.detach())).collect();
     named.extend(opt.state().into_iter().map(|(k, v)| (format!("optim.{k}"), v)));
     if let Some(ema) = ema {
         named.extend(ema.state());
@@ -166,7 +182,13 @@ fn save_state(vs: &VarStore, opt: &Optimizer, ema: Option<&Ema>, epoch: usize, b
     tensors::write_safetensors(path, &named, &meta)
 }
 
-fn load_state<T: TrainTask>(task: &mut T, vs: &VarStore, opt: &mut Optimizer, ema: Option<&mut Ema>, path: &Path) -> Result<Resumed> {
+fn load_state<T: TrainTask>(
+    task: &mut T,
+    vs: &VarStore,
+    opt: &mut Optimizer,
+    ema: Option<&mut Ema>,
+    path: &Path,
+) -> Result<Resumed> {
     if !path.exists() {
         bail!("nothing to resume: '{}' does not exist", path.display());
     }
@@ -182,14 +204,17 @@ fn load_state<T: TrainTask>(task: &mut T, vs: &VarStore, opt: &mut Optimizer, em
         }
     }
     tensors::assign(vs, model, true).with_context(|| format!("'{}' does not fit this model", path.display()))?;
-    let optim: BTreeMap<String, Tensor> = rest.iter().filter_map(|(k, v)| k.strip_prefix("optim.").map(|n| (n.to_string(), v.shallow_clone()))).collect();
+    let optim: BTreeMap<String, Tensor> =
+        rest.iter().filter_map(|(k, v)| k.strip_prefix("optim.").map(|n| (n.to_string(), v.shallow_clone()))).collect();
     opt.load_state(&optim)?;
     if let Some(ema) = ema {
         ema.load_state(&rest);
     }
-    let task_state: BTreeMap<String, String> = meta.iter().filter_map(|(k, v)| k.strip_prefix("task.").map(|n| (n.to_string(), v.clone()))).collect();
+    let task_state: BTreeMap<String, String> =
+        meta.iter().filter_map(|(k, v)| k.strip_prefix("task.").map(|n| (n.to_string(), v.clone()))).collect();
     task.load_state(&task_state)?;
-    let epoch = meta.get("epoch").and_then(|e| e.parse().ok()).with_context(|| format!("'{}' has no epoch", path.display()))?;
+    let epoch =
+        meta.get("epoch").and_then(|e| e.parse().ok()).with_context(|| format!("'{}' has no epoch", path.display()))?;
     Ok(Resumed { epoch, best: meta.get("best").and_then(|b| b.parse().ok()) })
 }
 
@@ -257,7 +282,11 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
             let (loss, n) = task.train_batch(batch)?;
             let value = f64::try_from(&loss)?;
             if !value.is_finite() {
-                bail!("the loss became {value} at epoch {} iteration {}: lower the learning rate or check the data", epoch + 1, i + 1);
+                bail!(
+                    "the loss became {value} at epoch {} iteration {}: lower the learning rate or check the data",
+                    epoch + 1,
+                    i + 1
+                );
             }
             loss.backward();
             if options.optim.grad_clip > 0.0 {
@@ -372,7 +401,9 @@ mod tests {
             let items: Vec<_> = (0..200).map(|i| self.data.get(i, &mut rng).unwrap()).collect();
             let xs = Tensor::stack(&items.iter().map(|b| b.0.shallow_clone()).collect::<Vec<_>>(), 0);
             let ys = Tensor::from_slice(&items.iter().map(|b| b.1).collect::<Vec<_>>());
-            let acc = tch::no_grad(|| self.net.forward(&xs).argmax(-1, false).eq_tensor(&ys).to_kind(Kind::Float).mean(Kind::Float));
+            let acc = tch::no_grad(|| {
+                self.net.forward(&xs).argmax(-1, false).eq_tensor(&ys).to_kind(Kind::Float).mean(Kind::Float)
+            });
             Ok(Validation { val_top1: Some(f64::try_from(acc)?), ..Default::default() })
         }
         fn checkpoint_meta(&self) -> CheckpointMeta {
@@ -382,7 +413,10 @@ mod tests {
 
     /// The toy network with weights from a local generator (not libtorch's shared one).
     fn toy(vs: &VarStore) -> Toy {
-        let net = nn::seq().add(nn::linear(vs.root() / "a", 2, 16, Default::default())).add_fn(|x| x.relu()).add(nn::linear(vs.root() / "b", 16, 2, Default::default()));
+        let net = nn::seq()
+            .add(nn::linear(vs.root() / "a", 2, 16, Default::default()))
+            .add_fn(|x| x.relu())
+            .add(nn::linear(vs.root() / "b", 16, 2, Default::default()));
         let mut rng = crate::loader::sample_rng(42, 0, 0);
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -419,7 +453,14 @@ mod tests {
         let mut task = toy(&vs);
         let summary = fit(&mut task, &vs, &options(&straight, 4, false)).unwrap();
         assert!(summary.last.val.val_top1.unwrap() > 0.85, "{:?}", summary.last);
-        for f in ["config.toml", "last.safetensors", "best.safetensors", "last.state.safetensors", "metrics.jsonl", "metrics.csv"] {
+        for f in [
+            "config.toml",
+            "last.safetensors",
+            "best.safetensors",
+            "last.state.safetensors",
+            "metrics.jsonl",
+            "metrics.csv",
+        ] {
             assert!(straight.join(f).exists(), "{f}");
         }
         let meta = checkpoint::load_meta(&straight.join("last.safetensors")).unwrap();

@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(log.read().unwrap().len(), 2);
         let csv = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "epoch,train_loss,val_loss,val_top1,val_top5,val_map,lr,images_per_sec,epoch_seconds,skipped");
+        assert_eq!(
+            lines[0],
+            "epoch,train_loss,val_loss,val_top1,val_top5,val_map,lr,images_per_sec,epoch_seconds,skipped"
+        );
         assert_eq!(lines.len(), 3);
         assert!(lines[2].starts_with("2,0.5,,,"), "{}", lines[2]);
         let json = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();

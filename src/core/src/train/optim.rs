@@ -121,7 +121,11 @@ impl Optimizer {
                 if frozen || !grad.defined() {
                     continue;
                 }
-                let mut g = if p.decay && c.weight_decay > 0.0 { &grad + &p.var * c.weight_decay } else { grad.shallow_clone() };
+                let mut g = if p.decay && c.weight_decay > 0.0 {
+                    &grad + &p.var * c.weight_decay
+                } else {
+                    grad.shallow_clone()
+                };
                 match c.kind {
                     OptimizerKind::Sgd => {
                         if c.momentum > 0.0 {
@@ -196,7 +200,8 @@ mod tests {
         // Minimise ||w − 3||² from w = 0.
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().zeros("w", &[2]);
-        let config = OptimSection { kind, lr: 0.05, momentum, nesterov, weight_decay: 0.0, eps: 1e-8, ..Default::default() };
+        let config =
+            OptimSection { kind, lr: 0.05, momentum, nesterov, weight_decay: 0.0, eps: 1e-8, ..Default::default() };
         let mut opt = Optimizer::new(&vs, &config);
         let mut trace = Vec::new();
         for _ in 0..200 {
@@ -211,7 +216,12 @@ mod tests {
 
     #[test]
     fn optimisers_converge() {
-        for (kind, m, n) in [(OptimizerKind::Sgd, 0.0, false), (OptimizerKind::Sgd, 0.9, false), (OptimizerKind::Sgd, 0.9, true), (OptimizerKind::Rmsprop, 0.9, false)] {
+        for (kind, m, n) in [
+            (OptimizerKind::Sgd, 0.0, false),
+            (OptimizerKind::Sgd, 0.9, false),
+            (OptimizerKind::Sgd, 0.9, true),
+            (OptimizerKind::Rmsprop, 0.9, false),
+        ] {
             let (w, trace) = quadratic(kind, m, n);
             assert!((w - 3.0).abs() < 0.05, "{kind:?} m={m}: w = {w}");
             assert!(trace.last().unwrap() < &trace[0]);
@@ -223,7 +233,8 @@ mod tests {
         // Two steps by hand: g = 2(w − 3) + wd·w, buf = g; then buf = m·buf + g; w −= lr·buf.
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().zeros("w", &[1]);
-        let config = OptimSection { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.01, ..Default::default() };
+        let config =
+            OptimSection { kind: OptimizerKind::Sgd, lr: 0.1, momentum: 0.9, weight_decay: 0.01, ..Default::default() };
         let mut opt = Optimizer::new(&vs, &config);
         let mut expect_w = 0.0f64;
         let mut buf = 0.0f64;
@@ -257,5 +268,32 @@ mod tests {
         let mut opt2 = Optimizer::new(&vs, &config);
         opt2.load_state(&state).unwrap();
         assert_eq!(opt2.state().len(), 2);
+    }
+
+    #[test]
+    fn no_decay_bn_bias_leaves_one_dimensional_parameters_undecayed() {
+        for no_decay in [false, true] {
+            let vs = VarStore::new(Device::Cpu);
+            let root = vs.root();
+            let weight = root.ones("conv_weight", &[2, 2]);
+            let bn = root.ones("bn_weight", &[2]);
+            let config = OptimSection {
+                lr: 0.1,
+                momentum: 0.0,
+                weight_decay: 0.5,
+                no_decay_bn_bias: no_decay,
+                ..Default::default()
+            };
+            let mut opt = Optimizer::new(&vs, &config);
+            opt.zero_grad();
+            // A zero loss that still defines every gradient: only weight decay moves the values.
+            ((&weight.sum(Kind::Float) + bn.sum(Kind::Float)) * 0.0).backward();
+            opt.step();
+            let (w, b) =
+                (f64::try_from(weight.mean(Kind::Float)).unwrap(), f64::try_from(bn.mean(Kind::Float)).unwrap());
+            assert!((w - 0.95).abs() < 1e-6, "2-D weights always decay: {w}");
+            let expect = if no_decay { 1.0 } else { 0.95 };
+            assert!((b - expect).abs() < 1e-6, "no_decay_bn_bias = {no_decay}: {b}");
+        }
     }
 }

@@ -44,7 +44,8 @@ impl Schedule {
                 self.base_lr * c.gamma.powf(steps)
             }
             ScheduleKind::Cosine => {
-                let span = if c.t_max_epochs > 0.0 { c.t_max_epochs } else { (self.total_epochs - c.warmup_epochs).max(1e-9) };
+                let span =
+                    if c.t_max_epochs > 0.0 { c.t_max_epochs } else { (self.total_epochs - c.warmup_epochs).max(1e-9) };
                 let progress = (after / span).min(1.0);
                 c.min_lr + (self.base_lr - c.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
             }
@@ -96,7 +97,11 @@ mod tests {
 
     #[test]
     fn cifar_multistep_and_cosine() {
-        let s = Schedule::new(&ScheduleSection { milestones: vec![60.0, 120.0, 160.0], gamma: 0.2, ..section(ScheduleKind::MultiStep) }, 0.1, 200);
+        let s = Schedule::new(
+            &ScheduleSection { milestones: vec![60.0, 120.0, 160.0], gamma: 0.2, ..section(ScheduleKind::MultiStep) },
+            0.1,
+            200,
+        );
         assert_eq!(s.lr(59, 0, 10), 0.1);
         assert!((s.lr(60, 0, 10) - 0.02).abs() < 1e-12);
         assert!((s.lr(170, 5, 10) - 0.1 * 0.2f64.powi(3)).abs() < 1e-12);
@@ -104,7 +109,11 @@ mod tests {
         assert_eq!(c.lr_at(0.0), 0.01);
         assert!((c.lr_at(100.0) - 0.005).abs() < 1e-12);
         assert!(c.lr_at(200.0).abs() < 1e-12);
-        let t = Schedule::new(&ScheduleSection { t_max_epochs: 50.0, min_lr: 1e-4, ..section(ScheduleKind::Cosine) }, 0.01, 200);
+        let t = Schedule::new(
+            &ScheduleSection { t_max_epochs: 50.0, min_lr: 1e-4, ..section(ScheduleKind::Cosine) },
+            0.01,
+            200,
+        );
         assert!((t.lr_at(80.0) - 1e-4).abs() < 1e-12, "held at min after T_max");
         assert_eq!(Schedule::new(&section(ScheduleKind::Constant), 0.3, 5).lr(4, 9, 10), 0.3);
     }
