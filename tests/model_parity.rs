@@ -1,5 +1,5 @@
 //! SkipblockNet and the losses against the PyTorch reference (`tests/python/skipblock_ref.py`, written
-//! from SPEC.md): same weights, same input → same logits, features, loss values and gradients.
+//! from the paper): same weights, same input → same logits, features, loss values and gradients.
 
 mod common;
 use common::*;

@@ -53,5 +53,16 @@ fn counts_follow_input_size_and_classes() {
     let big = summary("skipblocknet-s", &["--input", "300"]);
     assert!(big["macs"].as_f64().unwrap() > 1.6 * base["macs"].as_f64().unwrap());
     let (ok, _, stderr) = run(&["model", "summary", "--arch", "resnet50"]);
-    assert!(!ok && one_error_line(&stderr).contains("unknown architecture 'resnet50'"));
+    let line = one_error_line(&stderr);
+    assert!(!ok && line.contains("invalid value 'resnet50'") && line.contains("ssdlite-skipblocknet-s"), "{line}");
+    // Where a classifier is meant, detectors are not offered.
+    let (ok, _, stderr) = run(&["classify", "predict", "--weights", "w", "x.jpg", "--arch", "ssd-skipblocknet-s"]);
+    let line = one_error_line(&stderr);
+    assert!(!ok && line.contains("invalid value 'ssd-skipblocknet-s'") && line.contains("mobilenetv3-large"), "{line}");
+    assert!(
+        !line.contains(
+            "[possible values: skipblocknet-xs, skipblocknet-s, skipblocknet-m, skipblocknet-l, mobilenetv3-large, ssd"
+        ),
+        "{line}"
+    );
 }

@@ -140,25 +140,32 @@ mod tests {
     fn a_checkpoint_is_rebuilt_with_the_block_options_it_was_trained_with() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("xs.safetensors");
-        // A large bn_eps changes every eval-mode output: loading with the default 1e-5 would not match.
+        // A large bn_eps changes every eval-mode output (the last-conv features are compared: the random head's
+        // logits are tiny): loading with the default 1e-5 would not match.
         let block = BlockOptions { bn_momentum: 0.5, bn_eps: 0.5 };
         let (vs, net) = build(Arch::SkipblocknetXs, 3, Device::Cpu, block).unwrap();
-        let _ = net.forward_t(&(Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu)) * 2.0), true);
+        // Training passes (momentum 0.5) give every batch norm the statistics of the data, so eval-mode
+        // activations keep their scale through the network.
+        for _ in 0..8 {
+            let _ = net.forward_t(&Tensor::randn([8, 3, 64, 64], (Kind::Float, Device::Cpu)), true);
+        }
         checkpoint::save(&vs, &path, &CheckpointMeta::new(Arch::SkipblocknetXs, 3, block)).unwrap();
         let x = Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu));
-        let expect = tch::no_grad(|| net.forward_t(&x, false).logits);
+        let expect = tch::no_grad(|| net.forward_t(&x, false).features);
         let mut loaded = Classifier::load(&path, None, Device::Cpu).unwrap();
         assert_eq!(loaded.meta.block, block);
-        let got = tch::no_grad(|| loaded.net.forward_t(&x, false).logits);
+        let got = tch::no_grad(|| loaded.net.forward_t(&x, false).features);
         assert!(f64::try_from((&expect - &got).abs().max()).unwrap() < 1e-6);
         loaded.fuse_bn();
-        let fused = tch::no_grad(|| loaded.net.forward_t(&x, false).logits);
-        assert!(f64::try_from((&expect - &fused).abs().max()).unwrap() < 1e-4, "folding uses the stored eps too");
+        let fused = tch::no_grad(|| loaded.net.forward_t(&x, false).features);
+        assert!(f64::try_from((&expect - &fused).abs().max()).unwrap() < 1e-3, "folding uses the stored eps too");
         // The same weights rebuilt with the default eps give other outputs.
         let (vs2, net2) = build(Arch::SkipblocknetXs, 3, Device::Cpu, BlockOptions::default()).unwrap();
         checkpoint::load_weights(&vs2, &path).unwrap();
-        let other = tch::no_grad(|| net2.forward_t(&x, false).logits);
-        assert!(f64::try_from((&expect - &other).abs().max()).unwrap() > 1e-4);
+        let other = tch::no_grad(|| net2.forward_t(&x, false).features);
+        let d = f64::try_from((&expect - &other).abs().max()).unwrap();
+        let m = f64::try_from(expect.abs().max()).unwrap();
+        assert!(d > 1e-2, "{d} of {m}");
         // A detector checkpoint is refused with a clear error.
         let det = dir.path().join("det.safetensors");
         checkpoint::save(&vs, &det, &CheckpointMeta::new(Arch::SsdliteSkipblocknetXs, 3, block)).unwrap();

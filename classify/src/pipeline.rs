@@ -134,9 +134,9 @@ pub fn train(
         eval_loader: loader_config(recipe, opts.seed, false),
         input_size: m.input_size,
         freeze_backbone_epochs: if start.is_some() { recipe.finetune.freeze_backbone_epochs } else { 0 },
-        run_dir: run_dir.clone(),
     };
     let loader = LoaderConfig { drop_last: task.train.set.len() > recipe.train.batch_size, ..loader };
-    let options = opts.fit_options(run_dir, recipe.sections(), loader, Monitor::ValTop1, recipe_text);
+    let mut options = opts.fit_options(run_dir, recipe.sections(), loader, Monitor::ValTop1, recipe_text);
+    options.curves = Some(skipblock_data::plot::save_training_curves);
     fit(&mut task, &vs, &options)
 }

@@ -7,10 +7,8 @@ use skipblock_core::checkpoint::CheckpointMeta;
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::Loss;
 use skipblock_core::model::{BlockOptions, SkipblockNet};
-use skipblock_core::train::{EpochRecord, TrainTask, Validation};
+use skipblock_core::train::{TrainTask, Validation};
 use skipblock_data::classification::ClsDataset;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
@@ -27,8 +25,6 @@ pub struct ClassifyTask {
     /// Freeze everything but the classifier for this many epochs (fine-tuning): weights and batch-norm
     /// statistics.
     pub freeze_backbone_epochs: usize,
-    /// Where the run's curves are drawn.
-    pub run_dir: PathBuf,
 }
 
 impl TrainTask for ClassifyTask {
@@ -71,16 +67,7 @@ impl TrainTask for ClassifyTask {
         self.net.frozen = epoch < self.freeze_backbone_epochs;
     }
 
-    fn state(&self) -> BTreeMap<String, String> {
-        self.loss.state()
-    }
-
-    fn load_state(&mut self, state: &BTreeMap<String, String>) -> Result<()> {
-        self.loss.load_state(state);
-        Ok(())
-    }
-
-    fn on_epoch_end(&mut self, history: &[EpochRecord]) -> Result<()> {
-        skipblock_data::plot::save_training_curves(&self.run_dir, history)
+    fn loss_mut(&mut self) -> Option<&mut Loss> {
+        Some(&mut self.loss)
     }
 }

@@ -110,14 +110,14 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
         eval_max_images: recipe.eval.max_images,
         freeze_backbone_epochs: recipe.backbone.freeze_epochs,
         backbone_lr_mult: recipe.backbone.lr_mult,
-        run_dir: run_dir.clone(),
     };
-    let options = opts.fit_options(
+    let mut options = opts.fit_options(
         run_dir,
         recipe.sections(),
         loader,
         Monitor::ValMap,
         config::to_toml(recipe).context("recipe")?,
     );
+    options.curves = Some(skipblock_data::plot::save_training_curves);
     fit(&mut task, &vs, &options)
 }

@@ -11,10 +11,8 @@ use skipblock_core::checkpoint::CheckpointMeta;
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::{Loss, LossKind};
 use skipblock_core::model::BlockOptions;
-use skipblock_core::train::{EpochRecord, TrainTask, Validation};
+use skipblock_core::train::{TrainTask, Validation};
 use skipblock_data::voc::{DetDataset, DetSample};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
@@ -34,7 +32,6 @@ pub struct DetectTask {
     /// The backbone's weights and batch-norm statistics stay as loaded for this many epochs.
     pub freeze_backbone_epochs: usize,
     pub backbone_lr_mult: f64,
-    pub run_dir: PathBuf,
 }
 
 /// Images of a batch on `device`, and each image's ground truth.
@@ -108,16 +105,7 @@ impl TrainTask for DetectTask {
         self.ssd.backbone.frozen = epoch < self.freeze_backbone_epochs;
     }
 
-    fn state(&self) -> BTreeMap<String, String> {
-        self.loss.state()
-    }
-
-    fn load_state(&mut self, state: &BTreeMap<String, String>) -> Result<()> {
-        self.loss.load_state(state);
-        Ok(())
-    }
-
-    fn on_epoch_end(&mut self, history: &[EpochRecord]) -> Result<()> {
-        skipblock_data::plot::save_training_curves(&self.run_dir, history)
+    fn loss_mut(&mut self) -> Option<&mut Loss> {
+        Some(&mut self.loss)
     }
 }

@@ -148,8 +148,38 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// The value parser of an `--arch` that must name a classifier: only classifiers are possible values
+/// (with their aliases, case-insensitive when the argument says so).
+pub fn classifier_arch() -> impl clap::builder::TypedValueParser<Value = skipblock_core::Arch> {
+    use clap::builder::TypedValueParser;
+    let values = skipblock_core::Arch::classifiers().filter_map(|a| clap::ValueEnum::to_possible_value(&a));
+    clap::builder::PossibleValuesParser::new(values)
+        .map(|name| name.parse::<skipblock_core::Arch>().expect("a possible value names an architecture"))
+}
+
+/// A command-line error as one line, like every other error of the binary: clap's message with its
+/// hints (`[possible values: …]`, `tip: …`) joined, without the usage block.
+fn one_line(error: &clap::Error) -> String {
+    error
+        .render()
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn run() -> Result<()> {
-    let cli = Cli::parse();
+    use clap::error::ErrorKind;
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Help and version go to stdout as clap prints them.
+        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => e.exit(),
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        Err(e) => anyhow::bail!("{} (see --help)", one_line(&e)),
+    };
     let g = &cli.global;
     ui::set_verbosity(if g.quiet { -1 } else { g.verbose as i8 });
     device::configure_runtime(g.threads, g.seed);

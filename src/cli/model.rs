@@ -44,7 +44,7 @@ pub struct ImportArgs {
     /// The `.pth`/`.pt` state dict (`torch.save(model.state_dict())`).
     pub weights: PathBuf,
     /// Architecture the weights belong to (a classifier).
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
     pub arch: Arch,
     /// Output `.safetensors` checkpoint (a `.json` record is written beside it).
     #[arg(long)]
@@ -63,7 +63,7 @@ pub struct VarianceArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// Architecture, needed for a `.pth` without a record.
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
     pub arch: Option<Arch>,
     /// At most this many images (0 = all).
     #[arg(long, default_value_t = 0)]

@@ -2,7 +2,7 @@
 """PyTorch reference implementation of SkipblockNet and the bias loss.
 
 Used by the Rust tests as an independent oracle (CPU only).  Everything follows
-/work/shared/SPEC.md sections 1 (bias loss) and 2 (SkipblockNet); module and
+the paper (§3: the bias loss; §4: SkipblockNet); module and
 attribute names are chosen so that ``state_dict()`` reproduces the authors'
 key names and shapes (see shared/reference/skipblocknet-m-official-state-dict.txt).
 
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 def make_divisible(v, divisor=8, min_value=None):
     """Round ``v`` to a multiple of ``divisor``: max(min_value, int(v + d/2) // d * d),
-    plus ``divisor`` if that falls below 0.9 * v (SPEC §2)."""
+    plus ``divisor`` if that falls below 0.9 * v (paper §4)."""
     if min_value is None:
         min_value = divisor
     new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
@@ -164,7 +164,7 @@ SKIPBLOCKNET_M_CFGS = [
 
 
 class SkipblockNet(nn.Module):
-    """SkipblockNet (SPEC §2).
+    """SkipblockNet (paper §4).
 
     Submodules, in state-dict order: first_layer, base_block, blocks (4 stages), skip1, skip2,
     conv (last 1x1 conv, its output is the bias-loss feature map), avgpool, classifier.
@@ -289,7 +289,7 @@ def release_weights(var, running_min, alpha, beta):
         weights = ((torch.exp(normalised * self.beta) - 1.) / 1.) + self.alpha
 
     with ``tensor`` the unbiased per-sample variances and no clamp.  ``running_min`` is the release's
-    global_min before this batch (None: its initial 100000).  One addition, as in SPEC §1: a zero batch
+    global_min before this batch (None: its initial 100000).  One addition, as in the Rust code: a zero batch
     range (max == min), where the release divides by zero, gives normalised = 0, i.e. weights = alpha.
 
     Returns (weights, new running minimum as a Python float)."""
@@ -309,7 +309,7 @@ def release_weights(var, running_min, alpha, beta):
 
 def bias_loss(logits, features, targets, alpha=0.3, beta=0.3, clamp=(0.5, 1.5),
               mode="local", global_min=None):
-    """Bias loss (SPEC §1): mean_i z(v_i) * CE(logits_i, y_i), z(v) = exp(alpha*v) - beta.
+    """Bias loss (paper §3): mean_i z(v_i) * CE(logits_i, y_i), z(v) = exp(alpha*v) - beta.
 
     v_i is the unbiased variance of sample i's detached features flattened to c*h*w values,
     scaled to [0, 1] over the batch:

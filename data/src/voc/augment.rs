@@ -381,4 +381,21 @@ mod tests {
         }
         assert!(distorted > 10, "brightness and contrast change most images: {distorted}");
     }
+
+    #[test]
+    fn the_flip_switch_decides_whether_images_are_ever_mirrored() {
+        // Only the flip can move the red object (left half) to the right half.
+        let only_flip = SsdAugment { photometric: false, expand: false, crop: false, ..SsdAugment::new(100) };
+        let mirrored = |aug: &SsdAugment| {
+            (0..64u64)
+                .filter(|&seed| {
+                    let out = aug.apply(scene(), &mut crate::loader::sample_rng(seed, 0, 0));
+                    out.boxes[0].xmin > 0.5
+                })
+                .count()
+        };
+        assert_eq!(mirrored(&SsdAugment { flip: false, ..only_flip.clone() }), 0, "flip off: never mirrored");
+        let on = mirrored(&only_flip);
+        assert!((16..=48).contains(&on), "flip on: about half mirrored, got {on}/64");
+    }
 }

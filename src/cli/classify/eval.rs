@@ -20,7 +20,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// Architecture of a `.pth` without a skipblock record.
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
     pub arch: Option<Arch>,
     #[arg(long, value_enum, default_value_t = Layout::Auto)]
     pub layout: Layout,

@@ -43,7 +43,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// Architecture of a `.pth` without a skipblock record.
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
     pub arch: Option<Arch>,
     /// Recipe (default: configs/food101-finetune.toml when present, else built-in defaults).
     #[arg(long)]

@@ -19,7 +19,7 @@ pub struct PredictArgs {
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
     /// Architecture of a `.pth` state dict without a skipblock record.
-    #[arg(long, value_enum, ignore_case = true)]
+    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
     pub arch: Option<Arch>,
     #[arg(long, default_value_t = 5)]
     pub topk: usize,

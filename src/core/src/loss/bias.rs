@@ -1,4 +1,4 @@
-//! The bias loss's sample weights (paper §3, SPEC.md §1).
+//! The bias loss's sample weights (paper §3).
 //!
 //! For each sample i, `v_i` is the unbiased variance (divided by n − 1, paper §3 eq. 1) of its detached
 //! last-conv features flattened to n = c·h·w values. With the batch minimum `m = min_i v_i`, the batch
@@ -33,7 +33,7 @@
 //!    [`super::Loss::new`] refuses `release` with `clamp = true`.
 //!
 //! Both use the unbiased variance and the detached features, and average z·CE over the batch. `global` is
-//! SPEC.md §1's description of the release's global mode (min = running minimum, max = batch maximum),
+//! the release's global mode as its description reads (min = running minimum, max = batch maximum),
 //! which keeps s in [0, 1]; the release's code divides by the batch range instead, as `release` does.
 //!
 //! Degenerate batches: when the denominator of s is 0 (`local` and `release`: M = m, e.g. a batch of one

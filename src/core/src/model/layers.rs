@@ -17,6 +17,22 @@ pub fn make_divisible(v: f64, divisor: i64) -> i64 {
     new_v
 }
 
+/// A k×k convolution with "same" padding ((k − 1) / 2): `[cin, cout, kernel, stride, groups]`, an
+/// optional bias (initialised to 0) and the weights drawn from `init`.
+fn same_conv(p: nn::Path, shape: [i64; 5], bias: bool, init: nn::Init) -> nn::Conv2D {
+    let [cin, cout, kernel, stride, groups] = shape;
+    let config = nn::ConvConfig {
+        stride,
+        padding: (kernel - 1) / 2,
+        groups,
+        bias,
+        ws_init: init,
+        bs_init: nn::Init::Const(0.0),
+        ..Default::default()
+    };
+    nn::conv2d(p, cin, cout, kernel, config)
+}
+
 /// Activation after a conv+BN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -86,20 +102,8 @@ impl ConvBn {
         let name = conv_path.components().collect::<Vec<_>>().join(".");
         // He initialisation of the authors' release: N(0, sqrt(2 / (k·k·out))).
         let std = (2.0 / (kernel * kernel * cout) as f64).sqrt();
-        let conv = nn::conv2d(
-            conv_path,
-            cin,
-            cout,
-            kernel,
-            nn::ConvConfig {
-                stride,
-                padding: (kernel - 1) / 2,
-                groups,
-                bias: false,
-                ws_init: nn::Init::Randn { mean: 0.0, stdev: std },
-                ..Default::default()
-            },
-        );
+        let conv =
+            same_conv(conv_path, [cin, cout, kernel, stride, groups], false, nn::Init::Randn { mean: 0.0, stdev: std });
         let bn = nn::batch_norm2d(
             bn_path,
             cout,
@@ -202,21 +206,7 @@ impl Conv {
         let fan_in = (cin / groups * kernel * kernel) as f64;
         let fan_out = (cout / groups * kernel * kernel) as f64;
         let bound = (6.0 / (fan_in + fan_out)).sqrt();
-        let conv = nn::conv2d(
-            p,
-            cin,
-            cout,
-            kernel,
-            nn::ConvConfig {
-                stride,
-                padding: (kernel - 1) / 2,
-                groups,
-                bias: true,
-                ws_init: nn::Init::Uniform { lo: -bound, up: bound },
-                bs_init: nn::Init::Const(0.0),
-                ..Default::default()
-            },
-        );
+        let conv = same_conv(p, [cin, cout, kernel, stride, groups], true, nn::Init::Uniform { lo: -bound, up: bound });
         Conv { name, conv, kernel, groups, in_channels: cin, out_channels: cout }
     }
 

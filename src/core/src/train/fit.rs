@@ -20,6 +20,7 @@ use super::optim::Optimizer;
 use super::schedule::Schedule;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::loader::{load_epoch, mix, Dataset, LoaderConfig};
+use crate::loss::Loss;
 use crate::recipe::{OptimSection, ScheduleSection, TrainSection};
 use crate::{tensors, ui};
 use anyhow::{bail, Context, Result};
@@ -51,18 +52,15 @@ pub trait TrainTask {
     /// Called before each epoch's first batch (0-based), e.g. to switch a frozen backbone's batch norms
     /// to eval mode.
     fn begin_epoch(&mut self, _epoch: usize) {}
-    /// Task state to carry across `--resume` (e.g. the bias loss's running minimum).
-    fn state(&self) -> BTreeMap<String, String> {
-        BTreeMap::new()
-    }
-    fn load_state(&mut self, _state: &BTreeMap<String, String>) -> Result<()> {
-        Ok(())
-    }
-    /// Called after each epoch's records are written, with all of them (e.g. to draw curves).
-    fn on_epoch_end(&mut self, _history: &[EpochRecord]) -> Result<()> {
-        Ok(())
+    /// The task's loss: its running state (the bias loss's minimum) is carried across `--resume`.
+    fn loss_mut(&mut self) -> Option<&mut Loss> {
+        None
     }
 }
+
+/// Draws a run's curves from its records into the run folder (the data crate's
+/// `plot::save_training_curves`); called after every epoch.
+pub type CurvePlotter = fn(&Path, &[EpochRecord]) -> Result<()>;
 
 #[derive(Debug, Clone)]
 pub struct FitOptions {
@@ -82,6 +80,8 @@ pub struct FitOptions {
     pub seed: u64,
     /// The effective recipe, written to `config.toml` and into the checkpoints.
     pub config_text: String,
+    /// Draws `loss.png`/`metrics.png` after every epoch (none: no pictures).
+    pub curves: Option<CurvePlotter>,
 }
 
 /// Where and how a run happens: the command line's part of every training command (the recipe holds
@@ -128,6 +128,7 @@ impl RunSettings {
             exist_ok: self.exist_ok,
             seed: self.seed,
             config_text,
+            curves: None,
         }
     }
 }
@@ -212,7 +213,9 @@ fn load_state<T: TrainTask>(
     }
     let task_state: BTreeMap<String, String> =
         meta.iter().filter_map(|(k, v)| k.strip_prefix("task.").map(|n| (n.to_string(), v.clone()))).collect();
-    task.load_state(&task_state)?;
+    if let Some(loss) = task.loss_mut() {
+        loss.load_state(&task_state);
+    }
     let epoch =
         meta.get("epoch").and_then(|e| e.parse().ok()).with_context(|| format!("'{}' has no epoch", path.display()))?;
     Ok(Resumed { epoch, best: meta.get("best").and_then(|b| b.parse().ok()) })
@@ -336,10 +339,13 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
                 save_weights(vs, ema.as_mut(), &meta, &dir.join("best.safetensors"))?;
             }
         }
-        save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task.state(), &state_file)?;
+        let task_state = task.loss_mut().map(|l| l.state()).unwrap_or_default();
+        save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task_state, &state_file)?;
         log.append(&record)?;
         ui::info(format_epoch(&record, epochs));
-        task.on_epoch_end(&log.read()?)?;
+        if let Some(draw) = options.curves {
+            draw(dir, &log.read()?)?;
+        }
         last = record;
     }
     Ok(FitSummary { epochs_run: end - start, last, best_value: best, run_dir: dir.clone() })
@@ -442,6 +448,7 @@ mod tests {
             exist_ok: false,
             seed: 5,
             config_text: "name = \"toy\"\n".into(),
+            curves: None,
         }
     }
 

@@ -68,14 +68,20 @@ impl EpochRecord {
     }
 }
 
-/// The metric that decides `best.safetensors` (`[train] best_metric`).
+/// The metric that decides `best.safetensors` (`[train] best_metric`): `val-top1`, … (the metrics files'
+/// column names, `val_top1`, … are accepted too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Monitor {
+    #[serde(alias = "val_top1")]
     ValTop1,
+    #[serde(alias = "val_top5")]
     ValTop5,
+    #[serde(alias = "val_map")]
     ValMap,
+    #[serde(alias = "val_loss")]
     ValLoss,
+    #[serde(alias = "train_loss")]
     TrainLoss,
 }
 
@@ -210,5 +216,8 @@ mod tests {
         assert!(!Monitor::ValLoss.improves(f64::NAN, None));
         assert_eq!(Monitor::TrainLoss.of(&record(4, None)), Some(0.25));
         assert_eq!(Monitor::ValTop1.of(&record(4, None)), None);
+        for (text, monitor) in [("\"val-loss\"", Monitor::ValLoss), ("\"val_top1\"", Monitor::ValTop1)] {
+            assert_eq!(serde_json::from_str::<Monitor>(text).unwrap(), monitor);
+        }
     }
 }
