@@ -148,6 +148,26 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// A classifier checkpoint on the command line: ours, or the authors' `.pth` with its architecture named.
+#[derive(Args, Debug, Clone)]
+pub struct ClassifierWeights {
+    /// Checkpoint: `.safetensors` of ours, or the authors' `.pth` with --arch.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Architecture of a `.pth` state dict without a skipblock record.
+    #[arg(long, ignore_case = true, value_parser = classifier_arch())]
+    pub arch: Option<skipblock_core::Arch>,
+}
+
+impl ClassifierWeights {
+    /// The classifier, batch norms folded (inference).
+    pub fn load(&self, device: tch::Device) -> Result<skipblock_classify::Classifier> {
+        let mut model = skipblock_classify::Classifier::load(&self.weights, self.arch, device)?;
+        model.fuse_bn();
+        Ok(model)
+    }
+}
+
 /// The value parser of an `--arch` that must name a classifier: only classifiers are possible values
 /// (with their aliases, case-insensitive when the argument says so).
 pub fn classifier_arch() -> impl clap::builder::TypedValueParser<Value = skipblock_core::Arch> {

@@ -56,15 +56,11 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug)]
 pub struct VarianceArgs {
-    /// Checkpoint (`.safetensors`, or a `.pth` with --arch).
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[command(flatten)]
+    pub model: crate::cli::ClassifierWeights,
     /// Folder of images (searched recursively).
     #[arg(long)]
     pub data: PathBuf,
-    /// Architecture, needed for a `.pth` without a record.
-    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
-    pub arch: Option<Arch>,
     /// At most this many images (0 = all).
     #[arg(long, default_value_t = 0)]
     pub limit: usize,
@@ -191,7 +187,7 @@ fn table5_layers(records: &[trace::LayerRecord]) -> Result<Vec<LayerVariance>> {
 
 fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
     let device = global.device()?;
-    let loaded = Classifier::load(&a.weights, a.arch, device)?;
+    let loaded = a.model.load(device)?;
     let mut images = folder::list_images(&a.data)?;
     if a.limit > 0 {
         images.truncate(a.limit);
@@ -221,7 +217,7 @@ fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"weights": a.weights, "arch": loaded.meta.arch, "images": images.len(), "layers": layers})
+            serde_json::json!({"weights": a.model.weights, "arch": loaded.meta.arch, "images": images.len(), "layers": layers})
         );
     } else {
         println!("{} images, {}", images.len(), loaded.meta.arch);

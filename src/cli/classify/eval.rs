@@ -4,24 +4,18 @@ use crate::cli::GlobalArgs;
 use anyhow::{bail, Result};
 use clap::Args;
 use skipblock_classify::evaluator::evaluate;
-use skipblock_classify::Classifier;
 use skipblock_core::loader::LoaderConfig;
-use skipblock_core::model::Arch;
 use skipblock_data::classification::{open, Augment, ClsDataset, ClsTransform, Layout, Split};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Checkpoint (`.safetensors`, or a `.pth` with --arch).
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[command(flatten)]
+    pub model: crate::cli::ClassifierWeights,
     /// Dataset root (any supported layout).
     #[arg(long)]
     pub data: PathBuf,
-    /// Architecture of a `.pth` without a skipblock record.
-    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
-    pub arch: Option<Arch>,
     #[arg(long, value_enum, default_value_t = Layout::Auto)]
     pub layout: Layout,
     /// val (the held-out/test split; `test` is accepted too) or train.
@@ -45,11 +39,14 @@ pub struct EvalArgs {
 
 pub fn run(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
     let device = global.device()?;
-    let mut model = Classifier::load(&a.weights, a.arch, device)?;
-    model.fuse_bn();
+    let model = a.model.load(device)?;
     let set = open(&a.data, a.layout, a.split, a.val_fraction, global.seed.unwrap_or(0))?;
     if !model.meta.class_names.is_empty() && model.meta.class_names != set.class_names {
-        bail!("the classes of '{}' differ from those of the checkpoint '{}'", a.data.display(), a.weights.display());
+        bail!(
+            "the classes of '{}' differ from those of the checkpoint '{}'",
+            a.data.display(),
+            a.model.weights.display()
+        );
     }
     if set.class_names.len() != model.meta.num_classes {
         bail!(

@@ -4,23 +4,18 @@ use crate::cli::GlobalArgs;
 use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
-use skipblock_classify::{Classifier, TopK};
-use skipblock_core::model::Arch;
+use skipblock_classify::TopK;
 use skipblock_core::ui;
 use skipblock_data::{folder, read_image};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Checkpoint: `.safetensors` of ours, or the authors' `.pth` with --arch.
-    #[arg(long)]
-    pub weights: PathBuf,
+    #[command(flatten)]
+    pub model: crate::cli::ClassifierWeights,
     /// Images or folders of images.
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
-    /// Architecture of a `.pth` state dict without a skipblock record.
-    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
-    pub arch: Option<Arch>,
     #[arg(long, default_value_t = 5)]
     pub topk: usize,
     /// Shorter side is resized to this before the centre crop (default: from the checkpoint's recipe;
@@ -50,8 +45,7 @@ pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
     }
     let device = global.device()?;
     let images = folder::expand_sources(&a.images)?;
-    let mut model = Classifier::load(&a.weights, a.arch, device)?.with_geometry(a.resize, a.crop);
-    model.fuse_bn();
+    let model = a.model.load(device)?.with_geometry(a.resize, a.crop);
     for chunk in images.chunks(a.batch.max(1)) {
         let inputs =
             chunk.iter().map(|p| read_image(p).map(|img| model.preprocess(&img))).collect::<Result<Vec<_>>>()?;
