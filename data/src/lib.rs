@@ -3,7 +3,8 @@
 //! * [`image_io`]: read / write / resize / crop RGB images; OpenCV when the `opencv` feature is on, the
 //!   pure-Rust `image` crate otherwise (the headless build for GPU servers);
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
-//! * [`draw`]: shapes, noise, outlines and labels (synthetic datasets, annotated detections);
+//! * [`draw`]: shapes, noise, outlines, lines and class colours (synthetic datasets, annotations, charts);
+//! * [`text`]: anti-aliased text in an embedded TrueType font (DejaVu Sans);
 //! * [`folder`]: finding image files;
 //! * [`plot`]: line charts to PNG (precision–recall curves, training curves);
 //! * [`loader`]: re-export of the core's parallel batch loader, whose [`loader::Dataset`] the datasets
@@ -22,6 +23,7 @@ pub mod image_io;
 pub mod plot;
 pub mod synth_cls;
 pub mod synth_voc;
+pub mod text;
 pub mod transforms;
 pub mod video;
 pub mod voc;
