@@ -1,5 +1,5 @@
-//! Drawing on [`RgbImage`]s: filled shapes and noise for the synthetic datasets, outlines and labels for
-//! annotated detections. Pure Rust, the same in both builds.
+//! Drawing on [`RgbImage`]s: filled shapes and noise for the synthetic datasets, outlines, filled boxes,
+//! lines and class colours for annotated detections and charts. Pure Rust, the same in both builds.
 
 use crate::image_io::RgbImage;
 use rand::Rng;
@@ -137,97 +137,49 @@ pub fn line(img: &mut RgbImage, (x0, y0): (f32, f32), (x1, y1): (f32, f32), thic
     }
 }
 
-/// 5×7 bitmap glyphs for `0-9 a-z . : % -` and space (upper case is drawn as lower case).
-fn glyph(c: char) -> [u8; 7] {
-    match c.to_ascii_lowercase() {
-        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
-        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
-        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
-        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
-        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
-        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
-        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
-        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
-        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
-        'a' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'b' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
-        'c' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
-        'd' => [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C],
-        'e' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
-        'f' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
-        'g' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
-        'h' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
-        'i' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
-        'j' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
-        'k' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
-        'l' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
-        'm' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
-        'n' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
-        'o' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'p' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
-        'q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
-        'r' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
-        's' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
-        't' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
-        'u' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
-        'v' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
-        'w' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
-        'x' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
-        'y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
-        'z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
-        '.' => [0, 0, 0, 0, 0, 0x0C, 0x0C],
-        ':' => [0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0],
-        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
-        '-' => [0, 0, 0, 0x1F, 0, 0, 0],
-        '_' => [0, 0, 0, 0, 0, 0, 0x1F],
-        '/' => [0x01, 0x01, 0x02, 0x04, 0x08, 0x10, 0x10],
-        '(' => [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
-        ')' => [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
-        _ => [0; 7],
+/// Fills the rectangle [x, x + width) × [y, y + height) (clipped to the image).
+pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, width: u32, height: u32, rgb: [u8; 3]) {
+    let (xs, xe) = (x.max(0), (x + width as i64).min(img.width as i64));
+    let (ys, ye) = (y.max(0), (y + height as i64).min(img.height as i64));
+    for yy in ys..ye {
+        for xx in xs..xe {
+            put(img, xx, yy, rgb);
+        }
     }
 }
 
-/// Writes `text` with its top-left corner at (x, y) on a filled label box; `scale` pixels per dot.
+/// Writes `text` in `fg` on a filled `bg` box with its top-left corner at (x, y): the text is
+/// [`text::draw_text`] at a line height of 7 × `scale` pixels with `scale` pixels of padding (the box is
+/// 9 × `scale` tall, as the bitmap labels this replaces).
+///
+/// Kept for the charts of [`crate::plot`] until they are redrawn; detections use [`crate::annotate`].
 pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg: [u8; 3], bg: [u8; 3]) {
-    let s = scale.max(1) as i64;
-    let (w, h) = (text.chars().count() as i64 * 6 * s + s, 9 * s);
-    for yy in 0..h {
-        for xx in 0..w {
-            put(img, x + xx, y + yy, bg);
-        }
-    }
-    for (i, c) in text.chars().enumerate() {
-        let rows = glyph(c);
-        for (r, bits) in rows.iter().enumerate() {
-            for col in 0..5 {
-                if bits & (0x10 >> col) != 0 {
-                    for dy in 0..s {
-                        for dx in 0..s {
-                            put(img, x + s + (i as i64 * 6 + col) * s + dx, y + s + r as i64 * s + dy, fg);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    let s = scale.max(1);
+    let size = crate::text::measure(text, 7.0 * s as f32);
+    fill_rect(img, x, y, size.width + 2 * s, size.height + 2 * s, bg);
+    crate::text::draw_text(img, x + s as i64, y + s as i64, text, 7.0 * s as f32, fg);
 }
 
-/// A distinct colour for class `i` (for boxes and labels).
+/// A distinct, saturated colour for class `i` (for boxes and labels): ultralytics' palette of 20, so the
+/// 20 VOC classes each get their own.
 pub fn class_color(i: usize) -> [u8; 3] {
-    const PALETTE: [[u8; 3]; 10] = [
-        [230, 25, 75],
-        [60, 180, 75],
-        [255, 225, 25],
-        [0, 130, 200],
-        [245, 130, 48],
-        [145, 30, 180],
-        [70, 240, 240],
-        [240, 50, 230],
-        [210, 245, 60],
-        [250, 190, 212],
+    const PALETTE: [u32; 20] = [
+        0xFF3838, 0xFF9D97, 0xFF701F, 0xFFB21D, 0xCFD231, 0x48F90A, 0x92CC17, 0x3DDB86, 0x1A9334, 0x00D4BB, 0x2C99A8,
+        0x00C2FF, 0x344593, 0x6473FF, 0x0018EC, 0x8438FF, 0x520085, 0xCB38FF, 0xFF95C8, 0xFF37C7,
     ];
-    PALETTE[i % PALETTE.len()]
+    let c = PALETTE[i % PALETTE.len()];
+    [(c >> 16) as u8, (c >> 8) as u8, c as u8]
+}
+
+/// Black or white, whichever reads better on `bg`: black on light colours (perceived brightness
+/// 0.299 R + 0.587 G + 0.114 B of at least 140), white on dark ones.
+pub fn text_color_on(bg: [u8; 3]) -> [u8; 3] {
+    let brightness = 0.299 * bg[0] as f32 + 0.587 * bg[1] as f32 + 0.114 * bg[2] as f32;
+    if brightness >= 140.0 {
+        [0, 0, 0]
+    } else {
+        [255, 255, 255]
+    }
 }
 
 #[cfg(test)]
@@ -257,7 +209,8 @@ mod tests {
         assert_eq!(img.pixel(5, 12), [0, 255, 0]);
         assert_eq!(img.pixel(12, 12), [0, 0, 0]);
         draw_label(&mut img, 30, 0, "a1", 1, [255, 255, 255], [0, 0, 255]);
-        assert!(img.data.chunks(3).any(|p| p == [255, 255, 255]));
+        assert_eq!(img.pixel(30, 0), [0, 0, 255], "the label's box is filled");
+        assert!(img.data.chunks(3).any(|p| p[0] > 200 && p[2] == 255), "white text on it");
         draw_label(&mut img, 55, 25, "clipped text", 2, [1, 1, 1], [2, 2, 2]);
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let bg = background(32, 24, &mut rng, 5);

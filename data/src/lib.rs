@@ -5,6 +5,7 @@
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
 //! * [`draw`]: shapes, noise, outlines, lines and class colours (synthetic datasets, annotations, charts);
 //! * [`text`]: anti-aliased text in an embedded TrueType font (DejaVu Sans);
+//! * [`annotate`]: boxes with labels over images, sized to the image (annotated detections);
 //! * [`folder`]: finding image files;
 //! * [`plot`]: line charts to PNG (precision–recall curves, training curves);
 //! * [`loader`]: re-export of the core's parallel batch loader, whose [`loader::Dataset`] the datasets
@@ -16,6 +17,7 @@
 //! * [`video`]: video files, webcams and preview windows (OpenCV);
 //! * [`synth_voc`]: a synthetic dataset of shapes in VOC's layout, for tests and the demo.
 
+pub mod annotate;
 pub mod classification;
 pub mod draw;
 pub mod folder;
