@@ -6,10 +6,10 @@ use crate::postprocess::{Detection, PostprocessConfig};
 use crate::ssd::Ssd;
 use anyhow::{Context, Result};
 use serde::Serialize;
-use skipblock_core::boxes::BBox;
 use skipblock_core::checkpoint::{self, CheckpointMeta};
 use skipblock_core::Task;
-use skipblock_data::draw::{class_color, draw_label, draw_rect};
+use skipblock_data::annotate::{draw_box, draw_box_label, Style};
+use skipblock_data::draw::class_color;
 use skipblock_data::image_io::resize;
 use skipblock_data::transforms::{normalize, IMAGENET_MEAN, IMAGENET_STD};
 use skipblock_data::RgbImage;
@@ -99,25 +99,81 @@ pub fn to_pixels(dets: Vec<Detection>, width: u32, height: u32, class_names: &[S
         .collect()
 }
 
-/// The image with each detection drawn: a box in its class colour and a "name 0.87" label.
+/// The image with each detection drawn ([`annotate`](skipblock_data::annotate)): a box in its class colour
+/// and a "name 0.87" label on it. Labels are drawn after every box, the most confident last (on top,
+/// detections come most confident first).
 pub fn annotate(img: &RgbImage, dets: &[PixelDetection]) -> RgbImage {
     let mut out = img.clone();
-    let thickness = (img.width.max(img.height) / 300).max(2);
-    let scale = (img.width.max(img.height) / 500).max(1);
+    let style = Style::for_image(img.width, img.height);
     for d in dets {
-        let b = BBox::new(d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3]);
-        let color = class_color(d.class);
-        draw_rect(&mut out, b.xmin, b.ymin, b.xmax - 1.0, b.ymax - 1.0, thickness, color);
-        let label_y = (b.ymin as i64 - 9 * scale as i64).max(0);
-        draw_label(
-            &mut out,
-            b.xmin as i64,
-            label_y,
-            &format!("{} {:.2}", d.name, d.score),
-            scale,
-            [255, 255, 255],
-            color,
-        );
+        draw_box(&mut out, d.bbox, class_color(d.class), &style);
+    }
+    for d in dets.iter().rev() {
+        draw_box_label(&mut out, d.bbox, &format!("{} {:.2}", d.name, d.score), class_color(d.class), &style);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skipblock_data::annotate::label_size;
+
+    const GREY: [u8; 3] = [128, 128, 128];
+
+    fn det(bbox: [f32; 4], class: usize, name: &str, score: f32) -> PixelDetection {
+        PixelDetection { bbox, class, name: name.into(), score }
+    }
+
+    #[test]
+    fn annotations_draw_each_box_and_its_label_in_the_class_colour() {
+        let img = RgbImage::filled(320, 240, GREY);
+        let dets = [det([40.0, 60.0, 200.0, 220.0], 11, "dog", 0.873), det([0.0, 0.0, 100.0, 50.0], 14, "person", 0.5)];
+        let out = annotate(&img, &dets);
+        let style = Style::for_image(320, 240);
+        let (dog, person) = (class_color(11), class_color(14));
+        assert_ne!(dog, person);
+        // The dog's box: its four edges in its colour, its inside untouched.
+        for t in 0..style.line_width {
+            for y in 60..220 {
+                assert_eq!((out.pixel(40 + t, y), out.pixel(199 - t, y)), (dog, dog), "sides at y {y}");
+            }
+            for x in 40..200 {
+                assert_eq!((out.pixel(x, 60 + t), out.pixel(x, 219 - t)), (dog, dog), "top and bottom at x {x}");
+            }
+        }
+        assert_eq!(out.pixel(120, 140), GREY);
+        // Its label sits on the box's top edge from its left edge: a box of "dog 0.87"'s size in the
+        // class colour (the padding row on top is plain), with dark text (the colour is light) in it.
+        let (w, h) = label_size("dog 0.87", &style);
+        let top = 60 - h;
+        assert!((0..w).all(|dx| out.pixel(40 + dx, top) == dog), "the label's top row");
+        assert_eq!(out.pixel(40 + w, top), GREY, "the label ends after the text");
+        assert_eq!(out.pixel(40, top - 1), GREY, "nothing above the label");
+        let dark = (top..60).flat_map(|y| (40..40 + w).map(move |x| (x, y))).filter(|&(x, y)| out.pixel(x, y)[2] < 128);
+        assert!(dark.count() > 20, "text on the label");
+        // The person's box starts at the top of the image: its label is inside it, white on blue.
+        let (w, h) = label_size("person 0.50", &style);
+        assert_eq!(out.pixel(0, 0), person);
+        assert_eq!(out.pixel(w - 1, h - 1), person, "the label's bottom-right corner");
+        let light = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| out.pixel(x, y)[0] > 128);
+        assert!(light.count() > 20, "text on the label");
+        // The input is left as it was; no detections, no drawing.
+        assert_eq!(img, RgbImage::filled(320, 240, GREY));
+        assert_eq!(annotate(&img, &[]), img);
+    }
+
+    #[test]
+    fn annotating_tiny_images_and_odd_boxes_does_not_panic() {
+        for (w, h) in [(1, 1), (2, 3), (12, 7)] {
+            let img = RgbImage::filled(w, h, GREY);
+            let dets = [
+                det([0.0, 0.0, w as f32, h as f32], 0, "aeroplane", 0.99),
+                det([-10.0, -10.0, 50.0, 50.0], 3, "boat", 0.4),
+                det([5.0, 5.0, 5.0, 5.0], 19, "", 0.0),
+            ];
+            let out = annotate(&img, &dets);
+            assert_eq!((out.width, out.height), (w, h));
+        }
+    }
 }

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde::Serialize;
 use skipblock_core::ui;
-use skipblock_data::draw::draw_label;
+use skipblock_data::annotate::{text_box, Style};
 use skipblock_data::video::{is_video, VideoReader, VideoWriter, Window};
 use skipblock_data::{folder, read_image, write_image, RgbImage};
 use skipblock_detect::detector::{annotate, Detector, PixelDetection};
@@ -106,7 +106,9 @@ impl Session {
         match self.window.as_mut() {
             Some(w) => {
                 let mut shown = img.clone();
-                draw_label(&mut shown, 4, 4, &format!("fps {fps:.1}"), 2, [255, 255, 255], [0, 0, 0]);
+                let style = Style::for_image(img.width, img.height);
+                let margin = style.line_width as i64;
+                text_box(&mut shown, margin, margin, &format!("fps {fps:.1}"), &style, [255, 255, 255], [0, 0, 0]);
                 w.show(&shown)
             }
             None => Ok(true),
