@@ -149,23 +149,26 @@ pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, width: u32, height: u32, rg
 }
 
 /// Writes `text` in `fg` on a filled `bg` box with its top-left corner at (x, y): the text is
-/// [`text::draw_text`] at a line height of 7 × `scale` pixels with `scale` pixels of padding (the box is
-/// 9 × `scale` tall, as the bitmap labels this replaces).
+/// [`draw_text`](crate::text::draw_text) at a line height of 11 × `scale` pixels (capitals and digits
+/// 7 × `scale` tall, as the bitmap glyphs this replaces) with `scale` pixels of padding.
 ///
 /// Kept for the charts of [`crate::plot`] until they are redrawn; detections use [`crate::annotate`].
 pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg: [u8; 3], bg: [u8; 3]) {
     let s = scale.max(1);
-    let size = crate::text::measure(text, 7.0 * s as f32);
+    let px = 11.0 * s as f32;
+    let size = crate::text::measure(text, px);
     fill_rect(img, x, y, size.width + 2 * s, size.height + 2 * s, bg);
-    crate::text::draw_text(img, x + s as i64, y + s as i64, text, 7.0 * s as f32, fg);
+    crate::text::draw_text(img, x + s as i64, y + s as i64, text, px, fg);
 }
 
-/// A distinct, saturated colour for class `i` (for boxes and labels): ultralytics' palette of 20, so the
-/// 20 VOC classes each get their own.
+/// A distinct, saturated colour for class `i` (for boxes, labels and chart lines): ultralytics' palette of
+/// 20, so the 20 VOC classes each get their own, ordered farthest-first in CIELAB from red (each colour
+/// as far as can be from all before it), so the first few classes or series are the most distinct: red,
+/// green, blue, teal, magenta, orange, …
 pub fn class_color(i: usize) -> [u8; 3] {
     const PALETTE: [u32; 20] = [
-        0xFF3838, 0xFF9D97, 0xFF701F, 0xFFB21D, 0xCFD231, 0x48F90A, 0x92CC17, 0x3DDB86, 0x1A9334, 0x00D4BB, 0x2C99A8,
-        0x00C2FF, 0x344593, 0x6473FF, 0x0018EC, 0x8438FF, 0x520085, 0xCB38FF, 0xFF95C8, 0xFF37C7,
+        0xFF3838, 0x48F90A, 0x0018EC, 0x2C99A8, 0xFF37C7, 0xFFB21D, 0x1A9334, 0x344593, 0xFF9D97, 0x92CC17, 0xCB38FF,
+        0x6473FF, 0x520085, 0x00D4BB, 0x00C2FF, 0xFF95C8, 0xFF701F, 0x3DDB86, 0xCFD231, 0x8438FF,
     ];
     let c = PALETTE[i % PALETTE.len()];
     [(c >> 16) as u8, (c >> 8) as u8, c as u8]
@@ -200,6 +203,23 @@ mod tests {
         // Out-of-image boxes are clipped, not a panic.
         fill_shape(&mut img, Shape::Rectangle, -10.0, 35.0, 60.0, 80.0, [1, 2, 3]);
         assert_eq!(img.pixel(39, 39), [1, 2, 3]);
+    }
+
+    #[test]
+    fn class_colours_are_distinct_and_saturated() {
+        let colours: Vec<[u8; 3]> = (0..20).map(class_color).collect();
+        for (i, a) in colours.iter().enumerate() {
+            let (max, min) = (*a.iter().max().unwrap() as i32, *a.iter().min().unwrap() as i32);
+            assert!(max - min >= 90, "class {i}: {a:?} is greyish");
+            for b in &colours[..i] {
+                let d: i32 = (0..3).map(|c| (a[c] as i32 - b[c] as i32).abs()).sum();
+                assert!(d >= 50, "{a:?} and {b:?} look alike");
+            }
+        }
+        assert_eq!(class_color(20), class_color(0));
+        // The first two (e.g. a chart's train and val curves) are far apart.
+        let d01: i32 = (0..3).map(|c| (colours[0][c] as i32 - colours[1][c] as i32).abs()).sum();
+        assert!(d01 >= 300, "{:?} {:?}", colours[0], colours[1]);
     }
 
     #[test]

@@ -118,8 +118,19 @@ pub fn annotate(img: &RgbImage, dets: &[PixelDetection]) -> RgbImage {
 mod tests {
     use super::*;
     use skipblock_data::annotate::label_size;
+    use skipblock_data::draw::text_color_on;
 
     const GREY: [u8; 3] = [128, 128, 128];
+
+    /// Pixels of the `size` box at `at` closer to the text colour on `color` than to `color`.
+    fn text_pixels(img: &RgbImage, at: (u32, u32), size: (u32, u32), color: [u8; 3]) -> usize {
+        let ink = text_color_on(color);
+        let dist = |a: [u8; 3], b: [u8; 3]| (0..3).map(|c| (a[c] as i32 - b[c] as i32).abs()).sum::<i32>();
+        (at.1..at.1 + size.1)
+            .flat_map(|y| (at.0..at.0 + size.0).map(move |x| (x, y)))
+            .filter(|&(x, y)| dist(img.pixel(x, y), ink) < dist(img.pixel(x, y), color))
+            .count()
+    }
 
     fn det(bbox: [f32; 4], class: usize, name: &str, score: f32) -> PixelDetection {
         PixelDetection { bbox, class, name: name.into(), score }
@@ -144,20 +155,18 @@ mod tests {
         }
         assert_eq!(out.pixel(120, 140), GREY);
         // Its label sits on the box's top edge from its left edge: a box of "dog 0.87"'s size in the
-        // class colour (the padding row on top is plain), with dark text (the colour is light) in it.
+        // class colour (the padding row on top is plain), with text in black or white in it.
         let (w, h) = label_size("dog 0.87", &style);
         let top = 60 - h;
         assert!((0..w).all(|dx| out.pixel(40 + dx, top) == dog), "the label's top row");
         assert_eq!(out.pixel(40 + w, top), GREY, "the label ends after the text");
         assert_eq!(out.pixel(40, top - 1), GREY, "nothing above the label");
-        let dark = (top..60).flat_map(|y| (40..40 + w).map(move |x| (x, y))).filter(|&(x, y)| out.pixel(x, y)[2] < 128);
-        assert!(dark.count() > 20, "text on the label");
-        // The person's box starts at the top of the image: its label is inside it, white on blue.
+        assert!(text_pixels(&out, (40, top), (w, h), dog) > 20, "text on the dog's label");
+        // The person's box starts at the top of the image: its label is inside it.
         let (w, h) = label_size("person 0.50", &style);
         assert_eq!(out.pixel(0, 0), person);
         assert_eq!(out.pixel(w - 1, h - 1), person, "the label's bottom-right corner");
-        let light = (0..h).flat_map(|y| (0..w).map(move |x| (x, y))).filter(|&(x, y)| out.pixel(x, y)[0] > 128);
-        assert!(light.count() > 20, "text on the label");
+        assert!(text_pixels(&out, (0, 0), (w, h), person) > 20, "text on the person's label");
         // The input is left as it was; no detections, no drawing.
         assert_eq!(img, RgbImage::filled(320, 240, GREY));
         assert_eq!(annotate(&img, &[]), img);
