@@ -86,8 +86,7 @@ fn learns_from_scratch_and_transfers_to_a_new_class_set() {
         "last.safetensors",
         "last.state.safetensors",
         "metrics.csv",
-        "loss.png",
-        "metrics.png",
+        "curves.png",
         "config.toml",
     ] {
         assert!(runs.join("scratch").join(f).exists(), "{f}");

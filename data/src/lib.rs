@@ -5,7 +5,7 @@
 //! * [`transforms`]: deterministic preprocessing (the release's evaluation transform);
 //! * [`draw`]: shapes, noise, outlines and labels (synthetic datasets, annotated detections);
 //! * [`folder`]: finding image files;
-//! * [`plot`]: line charts to PNG (precision–recall curves, training curves);
+//! * [`plot`]: charts to PNG with plotters (training curves, PR/F1 curves, confusion matrices, bars);
 //! * [`loader`]: re-export of the core's parallel batch loader, whose [`loader::Dataset`] the datasets
 //!   here implement;
 //! * [`classification`]: classification datasets in their native layouts (ImageNet folders, Food-101,
