@@ -78,8 +78,8 @@ pub fn eval_json(result: &EvalResult, confusion: &DetectionConfusion) -> serde_j
         .map(|c| {
             let mut v = serde_json::json!({"class": c.name, "ap": c.ap, "num_gt": c.num_gt, "num_det": c.num_det});
             if let Some((p, r, f)) = best.and_then(|(t, _)| f1_at(c, t)) {
-                v["precision"] = p.into();
-                v["recall"] = r.into();
+                v["precision"] = short(p as f32).into();
+                v["recall"] = short(r as f32).into();
                 v["f1"] = f.into();
             }
             v
@@ -87,18 +87,23 @@ pub fn eval_json(result: &EvalResult, confusion: &DetectionConfusion) -> serde_j
         .collect();
     serde_json::json!({
         "metric": result.metric,
-        "iou": result.iou_threshold,
+        "iou": short(result.iou_threshold),
         "map": result.map,
-        "best_f1": best.map(|(t, f)| serde_json::json!({"confidence": t, "f1": f})),
+        "best_f1": best.map(|(t, f)| serde_json::json!({"confidence": short(t), "f1": f})),
         "classes": classes,
         "confusion_matrix": {
-            "conf": confusion.conf,
-            "iou": confusion.iou,
+            "conf": short(confusion.conf),
+            "iou": short(confusion.iou),
             "labels": confusion.labels(),
             "counts": confusion.counts,
         },
         "pictures": PICTURES,
     })
+}
+
+/// An `f32` as the shortest decimal that reads back as it (0.314, not 0.3140000104904175).
+fn short(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
 }
 
 /// Prints (or emits as JSON) an evaluation, and saves the pictures ([`PICTURES`]) and eval.json in
