@@ -81,15 +81,9 @@ fn learns_from_scratch_and_transfers_to_a_new_class_set() {
         started.elapsed().as_secs_f64()
     );
     assert!(top1 > 0.3, "top-1 {top1} is not clearly above chance");
-    for f in [
-        "best.safetensors",
-        "last.safetensors",
-        "last.state.safetensors",
-        "metrics.csv",
-        "loss.png",
-        "metrics.png",
-        "config.toml",
-    ] {
+    for f in
+        ["best.safetensors", "last.safetensors", "last.state.safetensors", "metrics.csv", "curves.png", "config.toml"]
+    {
         assert!(runs.join("scratch").join(f).exists(), "{f}");
     }
 
@@ -102,12 +96,21 @@ fn learns_from_scratch_and_transfers_to_a_new_class_set() {
         "--data",
         path_str(&food),
         "--json",
+        "--out",
+        path_str(&dir.path().join("eval")),
     ]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!((report["top1"].as_f64().unwrap() - top1).abs() < 1e-9, "{report}");
     assert_eq!(report["per_class"].as_array().unwrap().len(), 10);
     assert_eq!(report["samples"], 100);
+    let rows = report["confusion_matrix"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    let counted: u64 = rows.iter().flat_map(|r| r.as_array().unwrap()).map(|c| c.as_u64().unwrap()).sum();
+    assert_eq!(counted, 100);
+    for f in ["confusion_matrix.png", "per_class_accuracy.png", "eval.json"] {
+        assert!(dir.path().join("eval").join(f).exists(), "{f}");
+    }
 
     // A different task: 6 classes in an image folder, other images. One epoch from the checkpoint
     // beats one epoch from random weights.

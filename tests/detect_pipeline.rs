@@ -92,7 +92,10 @@ fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
     assert!((0.0..=1.0).contains(&map));
     assert_eq!(eval["classes"][0]["num_gt"], 10);
     assert!(results.join("comp4_det_test_dog.txt").exists());
-    assert!(out.join("pr_curves.png").exists());
+    for f in ["pr_curves.png", "f1_curve.png", "confusion_matrix.png", "eval.json"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    assert_eq!(eval["confusion_matrix"]["labels"], serde_json::json!(["dog", "background"]));
     // The result files evaluate to the same mAP, as any detector's would.
     let (ok, stdout, stderr) = run(&[
         "detect",

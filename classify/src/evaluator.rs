@@ -1,5 +1,7 @@
-//! Evaluating a classifier on a dataset split: top-1, top-5, mean cross-entropy and per-class accuracy.
+//! Evaluating a classifier on a dataset split: top-1, top-5, mean cross-entropy, per-class accuracy and
+//! the confusion matrix.
 
+use crate::confusion::ConfusionMatrix;
 use anyhow::Result;
 use serde::Serialize;
 use skipblock_core::loader::{load_epoch, LoaderConfig};
@@ -25,6 +27,8 @@ pub struct EvalReport {
     /// Mean cross-entropy.
     pub loss: f64,
     pub per_class: Vec<ClassAccuracy>,
+    /// Top-1 predictions, `[true class][predicted class]`.
+    pub confusion_matrix: ConfusionMatrix,
     /// Images that could not be read (skipped, unless strict).
     pub skipped: usize,
 }
@@ -47,7 +51,7 @@ pub fn evaluate(
     let classes = data.class_names().to_vec();
     let n = classes.len();
     let k = 5.min(n) as i64;
-    let (mut correct, mut total) = (vec![0usize; n], vec![0usize; n]);
+    let mut confusion = ConfusionMatrix::new(n);
     let (mut top1, mut top5, mut loss_sum, mut samples) = (0usize, 0usize, 0.0f64, 0usize);
     let config = LoaderConfig { shuffle: false, drop_last: false, ..loader.clone() };
     let mut batches = load_epoch(data.clone(), 0, &config)?;
@@ -65,11 +69,11 @@ pub fn evaluate(
         let ys_cpu = Vec::<i64>::try_from(ys.to_device(Device::Cpu))?;
         for (row, &y) in ys_cpu.iter().enumerate() {
             let preds = Vec::<i64>::try_from(topk.get(row as i64))?;
-            let hit1 = preds.first() == Some(&y);
-            top1 += usize::from(hit1);
+            top1 += usize::from(preds.first() == Some(&y));
             top5 += usize::from(preds.contains(&y));
-            total[y as usize] += 1;
-            correct[y as usize] += usize::from(hit1);
+            if let Some(&p) = preds.first() {
+                confusion.add(y as usize, p as usize)?;
+            }
         }
         samples += ys_cpu.len();
         bar.inc(1);
@@ -86,11 +90,12 @@ pub fn evaluate(
             .enumerate()
             .map(|(i, class)| ClassAccuracy {
                 class,
-                correct: correct[i],
-                total: total[i],
-                accuracy: frac(correct[i], total[i]),
+                correct: confusion.correct(i),
+                total: confusion.total(i),
+                accuracy: frac(confusion.correct(i), confusion.total(i)),
             })
             .collect(),
+        confusion_matrix: confusion,
         skipped: batches.skipped(),
     })
 }

@@ -7,7 +7,7 @@
 //! * [`text`]: anti-aliased text in an embedded TrueType font (DejaVu Sans);
 //! * [`annotate`]: boxes with labels over images, sized to the image (annotated detections);
 //! * [`folder`]: finding image files;
-//! * [`plot`]: line charts to PNG (precision–recall curves, training curves);
+//! * [`plot`]: charts to PNG with plotters (training curves, PR/F1 curves, confusion matrices, bars);
 //! * [`loader`]: re-export of the core's parallel batch loader, whose [`loader::Dataset`] the datasets
 //!   here implement;
 //! * [`classification`]: classification datasets in their native layouts (ImageNet folders, Food-101,

@@ -8,7 +8,8 @@
 //! * [`matcher`]: ground truths → per-prior training targets;
 //! * [`multibox`]: the multibox loss with hard-negative mining (and bias-loss weights);
 //! * [`postprocess`]: decoding, per-class NMS, top-k;
-//! * [`voc_map`]: the VOC AP/mAP maths (devkit semantics), result files and PR-curve plots;
+//! * [`voc_map`]: the VOC AP/mAP maths (devkit semantics), result files, F1 against the score threshold,
+//!   the detection confusion matrix, and their pictures;
 //! * [`recipe`], [`task`], [`pipeline`]: `detect train` on the shared training loop;
 //! * [`evaluator`]: the evaluation runner: a detector over a VOC split, scored with [`voc_map`];
 //! * [`detector`]: a trained detector from its checkpoint, on images; drawing the results.

@@ -7,6 +7,7 @@ mod config;
 mod data;
 mod detect;
 mod info;
+mod json;
 mod model;
 
 use anyhow::Result;

@@ -75,6 +75,8 @@ pub struct ClassResult {
     /// Non-difficult ground truths.
     pub num_gt: usize,
     pub num_det: usize,
+    /// The class's detection scores, decreasing (the order `precision` and `recall` follow).
+    pub scores: Vec<f32>,
     /// Cumulative precision after each detection, by decreasing score.
     pub precision: Vec<f32>,
     /// Cumulative recall after each detection (empty when `num_gt` is 0).
@@ -89,6 +91,9 @@ pub struct EvalResult {
     pub per_class: Vec<ClassResult>,
     /// Mean AP over the classes with `in_map` (0 when there are none).
     pub map: f64,
+    /// How AP was computed, and the IoU a true positive needs (more than this).
+    pub metric: Metric,
+    pub iou_threshold: f32,
 }
 
 /// AP of a precision/recall sequence, as the devkit's `voc_ap(rec, prec, use_07_metric)`.
@@ -203,6 +208,7 @@ pub fn mean_average_precision(
             ap,
             num_gt: npos[c],
             num_det: order.len(),
+            scores: order.iter().map(|&di| dets[di].score).collect(),
             precision: prec.iter().map(|&p| p as f32).collect(),
             recall: if npos[c] == 0 { Vec::new() } else { rec.iter().map(|&r| r as f32).collect() },
             in_map: any_gt[c] || !order.is_empty(),
@@ -210,7 +216,7 @@ pub fn mean_average_precision(
     }
     let counted: Vec<f64> = per_class.iter().filter(|r| r.in_map).map(|r| r.ap).collect();
     let map = if counted.is_empty() { 0.0 } else { counted.iter().sum::<f64>() / counted.len() as f64 };
-    Ok(EvalResult { per_class, map })
+    Ok(EvalResult { per_class, map, metric, iou_threshold })
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
-//! `skipblock classify eval`: top-1, top-5, loss and per-class accuracy of a checkpoint on a split.
+//! `skipblock classify eval`: top-1, top-5, loss, per-class accuracy and the confusion matrix of a
+//! checkpoint on a split; in `--out` the confusion matrix and per-class accuracy pictures and eval.json.
 
 use crate::cli::GlobalArgs;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use skipblock_classify::evaluator::evaluate;
+use skipblock_classify::evaluator::{evaluate, EvalReport};
+use skipblock_classify::plots::{save_confusion_matrix, save_per_class_accuracy};
 use skipblock_core::loader::LoaderConfig;
+use skipblock_core::ui;
 use skipblock_data::classification::{open, Augment, ClsDataset, ClsTransform, Layout, Split};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Args, Debug)]
@@ -33,8 +36,27 @@ pub struct EvalArgs {
     /// An unreadable image is an error instead of a skip.
     #[arg(long)]
     pub strict: bool,
+    /// Where the pictures (confusion_matrix.png, per_class_accuracy.png) and eval.json go.
+    #[arg(long, default_value = "runs/classify-eval")]
+    pub out: PathBuf,
     #[arg(long)]
     pub json: bool,
+}
+
+/// The pictures `save_report` writes in `--out`.
+pub const PICTURES: [&str; 2] = ["confusion_matrix.png", "per_class_accuracy.png"];
+
+/// Saves the pictures and eval.json (the report; the confusion matrix as rows of true classes) in
+/// `out`; returns eval.json's text.
+pub fn save_report(r: &EvalReport, out: &Path) -> Result<String> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create '{}'", out.display()))?;
+    save_confusion_matrix(r, &out.join(PICTURES[0]))?;
+    save_per_class_accuracy(r, &out.join(PICTURES[1]))?;
+    let mut value = serde_json::to_value(r)?;
+    value["pictures"] = serde_json::json!(PICTURES);
+    let text = crate::cli::json::to_string_compact_arrays(&value);
+    skipblock_core::tensors::write_atomic(&out.join("eval.json"), text.as_bytes())?;
+    Ok(text)
 }
 
 pub fn run(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
@@ -61,8 +83,9 @@ pub fn run(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
     let data = Arc::new(ClsDataset::new(set, transform));
     let loader = LoaderConfig { batch_size: a.batch.max(1), strict: a.strict, ..Default::default() };
     let r = evaluate(&model.net, data, device, &loader, true)?;
+    let text = save_report(&r, &a.out)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        println!("{text}");
         return Ok(());
     }
     let skipped = if r.skipped > 0 { format!(" ({} unreadable, skipped)", r.skipped) } else { String::new() };
@@ -77,5 +100,6 @@ pub fn run(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
     for c in &r.per_class {
         println!("{:<32} {:>8} {:>8} {:>8.2}%", c.class, c.correct, c.total, c.accuracy * 100.0);
     }
+    ui::info(format!("{} and eval.json in {}", PICTURES.join(", "), a.out.display()));
     Ok(())
 }

@@ -72,7 +72,7 @@ fn report(summary: &skipblock_core::train::FitSummary) {
     let best = summary.best_value.map_or("-".into(), |b| format!("{b:.4}"));
     ui::info(format!(
         "done: {} epoch(s); last val_top1 {:.4}, best {best}; run folder {} (best.safetensors, last.safetensors, \
-         metrics.csv, loss.png, metrics.png)",
+         metrics.csv, curves.png)",
         summary.epochs_run,
         summary.last.val.val_top1.unwrap_or(f64::NAN),
         summary.run_dir.display()
