@@ -148,19 +148,6 @@ pub fn fill_rect(img: &mut RgbImage, x: i64, y: i64, width: u32, height: u32, rg
     }
 }
 
-/// Writes `text` in `fg` on a filled `bg` box with its top-left corner at (x, y): the text is
-/// [`draw_text`](crate::text::draw_text) at a line height of 11 × `scale` pixels (capitals and digits
-/// 7 × `scale` tall, as the bitmap glyphs this replaces) with `scale` pixels of padding.
-///
-/// Kept for the charts of [`crate::plot`] until they are redrawn; detections use [`crate::annotate`].
-pub fn draw_label(img: &mut RgbImage, x: i64, y: i64, text: &str, scale: u32, fg: [u8; 3], bg: [u8; 3]) {
-    let s = scale.max(1);
-    let px = 11.0 * s as f32;
-    let size = crate::text::measure(text, px);
-    fill_rect(img, x, y, size.width + 2 * s, size.height + 2 * s, bg);
-    crate::text::draw_text(img, x + s as i64, y + s as i64, text, px, fg);
-}
-
 /// A distinct, saturated colour for class `i` (for boxes, labels and chart lines): ultralytics' palette of
 /// 20, so the 20 VOC classes each get their own, ordered farthest-first in CIELAB from red (each colour
 /// as far as can be from all before it), so the first few classes or series are the most distinct: red,
@@ -228,10 +215,11 @@ mod tests {
         draw_rect(&mut img, 5.0, 5.0, 20.0, 20.0, 2, [0, 255, 0]);
         assert_eq!(img.pixel(5, 12), [0, 255, 0]);
         assert_eq!(img.pixel(12, 12), [0, 0, 0]);
-        draw_label(&mut img, 30, 0, "a1", 1, [255, 255, 255], [0, 0, 255]);
-        assert_eq!(img.pixel(30, 0), [0, 0, 255], "the label's box is filled");
-        assert!(img.data.chunks(3).any(|p| p[0] > 200 && p[2] == 255), "white text on it");
-        draw_label(&mut img, 55, 25, "clipped text", 2, [1, 1, 1], [2, 2, 2]);
+        fill_rect(&mut img, 30, 0, 10, 8, [0, 0, 255]);
+        assert_eq!(img.pixel(30, 0), [0, 0, 255]);
+        assert_eq!(img.pixel(40, 0), [0, 0, 0], "fill_rect ends before x + width");
+        fill_rect(&mut img, 55, 25, 20, 20, [2, 2, 2]);
+        assert_eq!(img.pixel(59, 29), [2, 2, 2], "clipped at the image border");
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let bg = background(32, 24, &mut rng, 5);
         assert_eq!((bg.width, bg.height), (32, 24));
