@@ -19,12 +19,15 @@ pub const PREDICTION_TAG: &str = "val/prediction";
 pub const PR_CURVES_SIZE: (u32, u32) = (640, 480);
 /// Detections drawn on the sample image score at least this (`detect predict --conf`'s default).
 pub const SAMPLE_MIN_SCORE: f32 = 0.25;
+/// At most this many detections (the best) are drawn on the sample image.
+pub const SAMPLE_MAX_DETECTIONS: usize = 10;
 
 /// What an evaluation leaves for its images.
 #[derive(Debug, Clone)]
 pub struct EvalSnapshot {
     pub result: EvalResult,
-    /// The detections of validation image 0 scoring at least [`SAMPLE_MIN_SCORE`], in its pixels.
+    /// The best [`SAMPLE_MAX_DETECTIONS`] detections of validation image 0 scoring at least
+    /// [`SAMPLE_MIN_SCORE`], in its pixels.
     pub sample: Vec<PixelDetection>,
 }
 
@@ -36,12 +39,15 @@ impl EvalSnapshot {
     }
 }
 
-/// The records of image `index` scoring at least [`SAMPLE_MIN_SCORE`], back from VOC boxes to pixels.
+/// The best [`SAMPLE_MAX_DETECTIONS`] records of image `index` scoring at least [`SAMPLE_MIN_SCORE`],
+/// best first, back from VOC boxes to pixels.
 pub fn detections_of(voc: &VocDataset, index: usize, records: &[DetectionRecord]) -> Vec<PixelDetection> {
     let id = image_id(voc, index);
-    records
-        .iter()
-        .filter(|r| r.image_id == id && r.score >= SAMPLE_MIN_SCORE)
+    let mut kept: Vec<&DetectionRecord> =
+        records.iter().filter(|r| r.image_id == id && r.score >= SAMPLE_MIN_SCORE).collect();
+    kept.sort_by(|a, b| b.score.total_cmp(&a.score));
+    kept.truncate(SAMPLE_MAX_DETECTIONS);
+    kept.into_iter()
         .map(|r| PixelDetection {
             bbox: BBox::from_voc(r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]).to_array(),
             class: r.class,
@@ -84,20 +90,30 @@ mod tests {
     fn the_curves_and_the_first_image_with_its_detections() {
         let dir = tempfile::tempdir().unwrap();
         let s = generate(dir.path(), SynthVocOptions { train: 2, test: 2, seed: 4, size: 96 }).unwrap();
-        let (voc, _) = VocDataset::open(&[s.root.clone()], "test", &s.classes, true).unwrap();
-        // Every ground truth detected (score 0.9), plus a weak detection on image 0.
+        let (voc, _) = VocDataset::open(std::slice::from_ref(&s.root), "test", &s.classes, true).unwrap();
+        // Every ground truth detected (scores 0.9, 0.89, …), a weak detection and, beyond the number
+        // drawn, confident ones on image 0.
         let mut records: Vec<DetectionRecord> = ground_truths(&voc, usize::MAX)
             .into_iter()
-            .map(|g| DetectionRecord { image_id: g.image_id, class: g.class, score: 0.9, bbox: g.bbox })
+            .enumerate()
+            .map(|(i, g)| DetectionRecord {
+                image_id: g.image_id,
+                class: g.class,
+                score: 0.9 - 0.01 * i as f32,
+                bbox: g.bbox,
+            })
             .collect();
-        let weak = DetectionRecord { image_id: image_id(&voc, 0), class: 0, score: 0.1, bbox: [1.0, 1.0, 9.0, 9.0] };
-        records.push(weak);
+        let extra =
+            |score| DetectionRecord { image_id: image_id(&voc, 0), class: 0, score, bbox: [1.0, 1.0, 9.0, 9.0] };
+        records.push(extra(0.1));
+        records.extend((0..SAMPLE_MAX_DETECTIONS).map(|_| extra(0.3)));
         let result =
             mean_average_precision(&ground_truths(&voc, usize::MAX), &records, &voc.classes, Metric::Voc07, 0.5)
                 .unwrap();
         let snapshot = EvalSnapshot::new(result, &records, &voc);
         let objects = &voc.records[0].objects;
-        assert_eq!(snapshot.sample.len(), objects.len(), "image 0's confident detections only");
+        assert_eq!(snapshot.sample.len(), SAMPLE_MAX_DETECTIONS, "image 0's best confident detections");
+        assert_eq!(snapshot.sample[objects.len()].score, 0.3);
         for (d, o) in snapshot.sample.iter().zip(objects) {
             assert_eq!((d.class, d.name.as_str()), (o.class, voc.classes[o.class].as_str()));
             for (a, b) in d.bbox.iter().zip(o.bbox.to_array()) {

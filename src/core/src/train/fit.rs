@@ -286,7 +286,8 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         // Every epoch runs `iters` iterations: the global step (iterations done) follows from the epoch.
         let done_before = epoch * iters;
         if options.resume && epoch == start {
-            tb.resumed(done_before);
+            // Every step logged before the checkpoint, iteration or epoch, is at most this.
+            tb.resumed(done_before.max(epoch));
         }
         let bar = ui::progress_bar(iters as u64, &format!("{}/{}", epoch + 1, epochs));
         let started = Instant::now();

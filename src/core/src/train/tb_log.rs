@@ -59,16 +59,17 @@ impl TrainingLog {
         self.writer.is_some()
     }
 
-    /// A resumed run continues at `global_step` (iterations done): TensorBoard then drops what the
-    /// interrupted invocation logged after its last checkpoint.
-    pub fn resumed(&mut self, global_step: usize) {
-        self.attempt(|w| w.session_start(global_step as i64 + 1));
+    /// A resumed run continues after `last_step`, the largest step logged up to its checkpoint
+    /// (iterations done, or the epoch): TensorBoard then drops what the interrupted invocation logged
+    /// after that checkpoint (steps above `last_step`).
+    pub fn resumed(&mut self, last_step: usize) {
+        self.attempt(|w| w.session_start(last_step as i64 + 1));
     }
 
     /// The loss of the batch that made `global_step` iterations, when `global_step` is a multiple of
     /// `log_every`.
     pub fn iteration(&mut self, global_step: usize, loss: f64) {
-        if self.log_every > 0 && global_step % self.log_every == 0 {
+        if self.log_every > 0 && global_step.is_multiple_of(self.log_every) {
             self.attempt(|w| w.scalars(global_step as i64, &[("train/loss_iter", loss)]));
         }
     }
