@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use skipblock_core::train::tensorboard::EventWriter;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -343,14 +344,20 @@ fn training_logs_to_tensorboard_and_resume_continues_the_logs() {
         assert!(!stderr.contains("warning"), "{stderr}");
     };
     train(&["--stop-after", "1"]);
+    // What an invocation killed during epoch 2 would have logged after its checkpoint: TensorBoard drops
+    // it when the resumed invocation restarts at iteration 3.
+    let run = runs.join("tb");
+    let mut orphan = EventWriter::create(&run.join("tb")).unwrap();
+    orphan.scalars(3, &[("train/loss_iter", 99.0)]).unwrap();
+    orphan.flush().unwrap();
+    drop(orphan);
     train(&["--resume"]);
 
-    let run = runs.join("tb");
     let files: Vec<String> = std::fs::read_dir(run.join("tb"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(files.len(), 2, "one events file per invocation: {files:?}");
+    assert_eq!(files.len(), 3, "one events file per invocation (and the orphan's): {files:?}");
     assert!(files.iter().all(|f| f.starts_with("events.out.tfevents.")), "{files:?}");
 
     let tb = read_tensorboard(&run.join("tb"));
@@ -386,6 +393,7 @@ fn training_logs_to_tensorboard_and_resume_continues_the_logs() {
     // train/loss (equal batches).
     let iters = tb_scalar(&tb, "train/loss_iter");
     assert_eq!(iters.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert!(iters.iter().all(|p| p.1 != 99.0), "the orphaned step is purged: {iters:?}");
     for (epoch, pair) in iters.chunks(2).enumerate() {
         let mean = (pair[0].1 + pair[1].1) / 2.0;
         let train_loss = records[epoch]["train_loss"].as_f64().unwrap();

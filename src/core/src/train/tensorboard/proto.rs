@@ -2,7 +2,7 @@
 //! and decoded back (for checks and tests; unknown fields are skipped):
 //!
 //! * `tensorflow.Event`: wall_time = 1 (double), step = 2 (int64), file_version = 3 (string),
-//!   summary = 5 (`Summary`), session_log = 6 (`SessionLog`);
+//!   summary = 5 (`Summary`), session_log = 7 (`SessionLog`);
 //! * `Summary`: repeated value = 1 (`Summary.Value`);
 //! * `Summary.Value`: tag = 1 (string), simple_value = 2 (float), image = 4 (`Summary.Image`);
 //! * `Summary.Image`: height = 1, width = 2, colorspace = 3 (int32; 3 = RGB), encoded_image_string = 4
@@ -113,7 +113,7 @@ pub fn encode(event: &Event) -> Vec<u8> {
         What::SessionStart => {
             let mut log = Writer::default();
             log.uint(1, SESSION_START);
-            e.bytes(6, &log.0);
+            e.bytes(7, &log.0);
         }
     }
     e.0
@@ -203,7 +203,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event> {
                     .collect::<Result<Vec<_>>>()?;
                 what = Some(What::Summary(values));
             }
-            (6, Field::Bytes(b)) => {
+            (7, Field::Bytes(b)) => {
                 let start = fields(b)?.iter().any(|(f, v)| *f == 1 && matches!(v, Field::Varint(SESSION_START)));
                 if start {
                     what = Some(What::SessionStart);
@@ -268,7 +268,7 @@ mod tests {
         };
         assert_eq!(decode(&encode(&image)).unwrap(), image);
         let start = Event { wall_time: 4.0, step: 21, what: What::SessionStart };
-        assert_eq!(&encode(&start)[11..], &[0x32, 2, 0x08, 1]);
+        assert_eq!(&encode(&start)[11..], &[0x3a, 2, 0x08, 1], "session_log is field 7");
         assert_eq!(decode(&encode(&start)).unwrap(), start);
         assert!(decode(&encode(&start)[..12]).is_err(), "truncated");
     }
