@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use skipblock_core::train::tensorboard::EventWriter;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn dogs() -> PathBuf {
     repo().join("../shared/data/dogs-voc/VOCdevkit/VOC2007")
@@ -262,27 +261,6 @@ fn a_video_is_annotated_frame_by_frame() {
     assert_eq!(frames.len(), 4);
     assert_eq!(frames[3]["frame"], 3);
     assert!(out.join("clip.mp4").exists());
-}
-
-/// What TensorBoard's own reader (`tests/python/tb_read.py`) finds in a run's `tb/` folder.
-fn read_tensorboard(tb: &Path) -> serde_json::Value {
-    let out = Command::new(python())
-        .arg(repo().join("tests/python/tb_read.py"))
-        .arg(tb)
-        .env("PYTHONWARNINGS", "ignore")
-        .output()
-        .expect("run python");
-    let (ok, stdout, stderr) = decode(out);
-    assert!(ok, "tb_read.py failed: {stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-}
-
-/// `[[step, value], …]` of a scalar tag as pairs (none when the tag is missing).
-fn tb_scalar(tb: &serde_json::Value, tag: &str) -> Vec<(u64, f64)> {
-    tb["scalars"][tag]
-        .as_array()
-        .map(|points| points.iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
-        .unwrap_or_default()
 }
 
 #[test]

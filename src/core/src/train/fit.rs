@@ -362,8 +362,9 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         }
         let task_state = task.loss_mut().map(|l| l.state()).unwrap_or_default();
         save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task_state, &state_file)?;
-        log.append(&record)?;
+        // TensorBoard before the metrics files: once an epoch is in metrics.jsonl, its events are flushed.
         tb.epoch(&record, images);
+        log.append(&record)?;
         ui::info(format_epoch(&record, epochs));
         if let Some(draw) = options.curves {
             draw(dir, &log.read()?)?;
