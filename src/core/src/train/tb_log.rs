@@ -1,4 +1,4 @@
-//! What [`fit`](super::fit) logs to TensorBoard, in `<run>/tb/`: per epoch (step = the 1-based epoch)
+//! What [`fit`](super::fit::fit) logs to TensorBoard, in `<run>/tb/`: per epoch (step = the 1-based epoch)
 //! the measured scalars of its [`EpochRecord`] (`train/loss`, `val/loss`, `val/top1`, `val/top5`,
 //! `val/map`, `lr`, `images_per_sec`) and the task's evaluation images; every `train.log_every`
 //! iterations the loss of that iteration's batch (`train/loss_iter`, step = iterations done so far).
