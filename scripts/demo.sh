@@ -80,8 +80,11 @@ summary = {
     "files": {
         "checkpoint": os.path.join(out, "train", "best.safetensors"),
         "metrics": os.path.join(out, "train", "metrics.csv"),
-        "training_curves": [os.path.join(out, "train", "loss.png"), os.path.join(out, "train", "metrics.png")],
+        "training_curves": [os.path.join(out, "classifier", "curves.png"), os.path.join(out, "train", "curves.png")],
         "pr_curves": [os.path.join(out, "eval-voc07", "pr_curves.png"), os.path.join(out, "eval-voc12", "pr_curves.png")],
+        "f1_curve": os.path.join(out, "eval-voc07", "f1_curve.png"),
+        "confusion_matrix": os.path.join(out, "eval-voc07", "confusion_matrix.png"),
+        "tensorboard": [os.path.join(out, "classifier", "tb"), os.path.join(out, "train", "tb")],
         "predictions": os.path.join(out, "predictions"),
     },
 }
@@ -89,5 +92,6 @@ json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
 print(json.dumps({"classifier_val_top1": summary["classifier"]["val_top1"], **{k: summary[k] for k in ("epochs", "train_seconds", "map_voc07", "map_voc12", "test_images")}}, indent=2))
 PYEOF
 echo
-echo "Done. Results in $OUT/: summary.json, classifier/ and train/ (checkpoints, metrics, curves), eval-voc07/ and"
-echo "eval-voc12/ (pr_curves.png, detections), predictions/ (annotated test images)."
+echo "Done. Results in $OUT/: summary.json, classifier/ and train/ (checkpoints, metrics, curves.png, tb/ for"
+echo "tensorboard --logdir $OUT), eval-voc07/ and eval-voc12/ (pr_curves.png, f1_curve.png, confusion_matrix.png,"
+echo "detections), predictions/ (annotated test images)."

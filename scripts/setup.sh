@@ -3,12 +3,14 @@
 # everything is present it only re-checks and re-runs an (up-to-date) cargo build, in seconds.
 #   1. Debian packages: libopencv-dev clang libclang-dev (OpenCV for image/video I/O; clang for the
 #      OpenCV binding generator). Skipped with SKIPBLOCK_NO_OPENCV=1 (headless build).
-#   2. .venv with torch==2.11.0 from PyPI (the libtorch that tch 0.24.0 is built for).
+#   2. .venv with torch==2.11.0 from PyPI (the libtorch that tch 0.24.0 is built for), and
+#      tensorboard==2.21.0 (to view runs/<name>/tb/; the tests read the event files with it).
 #   3. cargo build --release with LIBTORCH_USE_PYTORCH=1 against that torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TORCH_VERSION=2.11.0
+TENSORBOARD_VERSION=2.21.0
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -51,7 +53,7 @@ else
   fi
 fi
 
-# 2. Python venv with torch.
+# 2. Python venv with torch and tensorboard.
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv 2>/dev/null || {
@@ -64,6 +66,13 @@ if [ "$have" != "$TORCH_VERSION" ]; then
   .venv/bin/python -m pip install -q "torch==$TORCH_VERSION" || die "pip install torch==$TORCH_VERSION failed"
 else
   say "torch $have present in .venv"
+fi
+if ! .venv/bin/python -c 'import tensorboard' >/dev/null 2>&1; then
+  say "installing tensorboard==$TENSORBOARD_VERSION into .venv"
+  .venv/bin/python -m pip install -q "tensorboard==$TENSORBOARD_VERSION" \
+    || die "pip install tensorboard==$TENSORBOARD_VERSION failed"
+else
+  say "tensorboard present in .venv"
 fi
 
 # 3. Build.

@@ -86,6 +86,21 @@ fn learns_from_scratch_and_transfers_to_a_new_class_set() {
     {
         assert!(runs.join("scratch").join(f).exists(), "{f}");
     }
+    // TensorBoard (read by TensorBoard): every epoch's classification metrics as in metrics.jsonl, no mAP.
+    let tb = read_tensorboard(&runs.join("scratch/tb"));
+    let records = metrics(&runs.join("scratch"));
+    for (key, tag) in
+        [("train_loss", "train/loss"), ("val_loss", "val/loss"), ("val_top1", "val/top1"), ("val_top5", "val/top5")]
+    {
+        let logged = tb_scalar(&tb, tag);
+        assert_eq!(logged.len(), records.len(), "{tag}");
+        for ((step, v), r) in logged.iter().zip(&records) {
+            let x = r[key].as_f64().unwrap() as f32;
+            assert_eq!(*step, r["epoch"].as_u64().unwrap(), "{tag}");
+            assert!((*v as f32 - x).abs() <= f32::EPSILON * x.abs(), "{tag} at step {step}: {v} vs {x}");
+        }
+    }
+    assert!(tb_scalar(&tb, "val/map").is_empty());
 
     // `classify eval` agrees with the run's last validation record, and reports every class.
     let (ok, stdout, stderr) = run(&[
@@ -222,6 +237,8 @@ fn a_killed_run_resumes_to_the_same_metrics() {
         "5",
         "--set",
         "train.ema_decay=0.9",
+        "--set",
+        "train.log_every=1",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -259,6 +276,14 @@ fn a_killed_run_resumes_to_the_same_metrics() {
         for key in ["train_loss", "val_top1", "val_loss", "lr"] {
             assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
         }
+    }
+    // TensorBoard shows the killed and resumed run as the straight one: two events files, and whatever
+    // the killed invocation logged after its last checkpoint is dropped by TensorBoard.
+    assert_eq!(std::fs::read_dir(killed.join("tb")).unwrap().count(), 2);
+    let (a, b) = (read_tensorboard(&runs.join("straight/tb")), read_tensorboard(&killed.join("tb")));
+    for tag in ["train/loss_iter", "train/loss", "val/top1", "val/loss", "lr"] {
+        assert!(!tb_scalar(&a, tag).is_empty(), "{tag}");
+        assert_eq!(tb_scalar(&a, tag), tb_scalar(&b, tag), "{tag}");
     }
     // Without --resume the folder is not silently overwritten.
     let (ok, _, stderr) = decode(skipblock().current_dir(repo()).args(args("killed", &[])).output().unwrap());

@@ -1,8 +1,9 @@
 //! The detection pipeline end to end through the binary: real third-party VOC data (dogs-voc), synthetic
-//! VOC data, data problems, result files, videos and webcams.
+//! VOC data, data problems, result files, videos and webcams, TensorBoard logs read by TensorBoard.
 
 mod common;
 use common::*;
+use skipblock_core::train::tensorboard::EventWriter;
 use std::path::{Path, PathBuf};
 
 fn dogs() -> PathBuf {
@@ -263,4 +264,131 @@ fn a_video_is_annotated_frame_by_frame() {
     assert_eq!(frames.len(), 4);
     assert_eq!(frames[3]["frame"], 3);
     assert!(out.join("clip.mp4").exists());
+}
+
+#[test]
+fn training_logs_to_tensorboard_and_resume_continues_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(&[
+        "data",
+        "synth-voc",
+        "--out",
+        path_str(dir.path()),
+        "--train",
+        "8",
+        "--test",
+        "2",
+        "--size",
+        "96",
+        "--seed",
+        "3",
+    ]);
+    assert!(ok, "{stderr}");
+    let root = dir.path().join("VOCdevkit/VOC2007");
+    let labels = root.join("labels.txt");
+    let runs = dir.path().join("runs");
+    // Two epochs of 2 iterations, each evaluated, the loss logged every iteration; killed after the
+    // first epoch (--stop-after) and resumed.
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "-q",
+            "--seed",
+            "1",
+            "detect",
+            "train",
+            "--config",
+            "configs/synthetic-voc.toml",
+            "--data",
+            path_str(&root),
+            "--labels",
+            path_str(&labels),
+            "--runs-dir",
+            path_str(&runs),
+            "--name",
+            "tb",
+            "--epochs",
+            "2",
+            "--batch",
+            "4",
+            "--set",
+            "train.max_iters_per_epoch=2",
+            "--set",
+            "ssd.input_size=128",
+            "--set",
+            "train.eval_every=1",
+            "--set",
+            "train.log_every=1",
+        ];
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = run_in_repo(&args);
+        assert!(ok, "{stderr}");
+        assert!(!stderr.contains("warning"), "{stderr}");
+    };
+    train(&["--stop-after", "1"]);
+    // What an invocation killed during epoch 2 would have logged after its checkpoint: TensorBoard drops
+    // it when the resumed invocation restarts at iteration 3.
+    let run = runs.join("tb");
+    let mut orphan = EventWriter::create(&run.join("tb")).unwrap();
+    orphan.scalars(3, &[("train/loss_iter", 99.0)]).unwrap();
+    orphan.flush().unwrap();
+    drop(orphan);
+    train(&["--resume"]);
+
+    let files: Vec<String> = std::fs::read_dir(run.join("tb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files.len(), 3, "one events file per invocation (and the orphan's): {files:?}");
+    assert!(files.iter().all(|f| f.starts_with("events.out.tfevents.")), "{files:?}");
+
+    let tb = read_tensorboard(&run.join("tb"));
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    // Every measured scalar of every epoch, step = epoch, equal to metrics.jsonl to f32 precision.
+    for (key, tag) in [
+        ("train_loss", "train/loss"),
+        ("val_map", "val/map"),
+        ("lr", "lr"),
+        ("images_per_sec", "images_per_sec"),
+        ("val_loss", "val/loss"),
+        ("val_top1", "val/top1"),
+    ] {
+        let expected: Vec<(u64, f64)> = records
+            .iter()
+            .filter_map(|r| Some((r["epoch"].as_u64().unwrap(), r.get(key)?.as_f64().unwrap())))
+            .collect();
+        let logged = tb_scalar(&tb, tag);
+        assert_eq!(logged.len(), expected.len(), "{tag}: {logged:?} vs {expected:?}");
+        for ((s, v), (e, x)) in logged.iter().zip(&expected) {
+            assert_eq!(s, e, "{tag}");
+            let (v, x) = (*v as f32, *x as f32);
+            assert!((v - x).abs() <= f32::EPSILON * x.abs(), "{tag} at epoch {e}: {v} logged, {x} in metrics.jsonl");
+        }
+    }
+    assert_eq!(tb_scalar(&tb, "val/map").len(), 2, "detection measures mAP");
+    // The loss of every iteration, the steps continuing across the resume; each epoch's mean is its
+    // train/loss (equal batches).
+    let iters = tb_scalar(&tb, "train/loss_iter");
+    assert_eq!(iters.iter().map(|p| p.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert!(iters.iter().all(|p| p.1 != 99.0), "the orphaned step is purged: {iters:?}");
+    for (epoch, pair) in iters.chunks(2).enumerate() {
+        let mean = (pair[0].1 + pair[1].1) / 2.0;
+        let train_loss = records[epoch]["train_loss"].as_f64().unwrap();
+        assert!((mean - train_loss).abs() < 1e-5 * train_loss.abs(), "epoch {}: {mean} vs {train_loss}", epoch + 1);
+    }
+    // At each evaluated epoch: the precision-recall chart (640x480) and the first test image annotated,
+    // at its own size; the PNG headers agree with the summaries.
+    for (tag, size) in [("val/pr_curves", [640, 480]), ("val/prediction", [96, 96])] {
+        let images = tb["images"][tag].as_array().unwrap_or_else(|| panic!("no {tag}: {tb}"));
+        let steps: Vec<u64> = images.iter().map(|i| i["step"].as_u64().unwrap()).collect();
+        assert_eq!(steps, [1, 2], "{tag}");
+        for i in images {
+            assert_eq!([i["width"].as_u64().unwrap(), i["height"].as_u64().unwrap()], size, "{tag}");
+            assert_eq!(i["png_size"], serde_json::json!(size), "{tag}");
+        }
+    }
 }

@@ -140,6 +140,16 @@ pub fn encode_image(img: &RgbImage, path: &Path) -> Result<Vec<u8>> {
     Ok(out.into_inner())
 }
 
+/// The PNG file of an image, in memory (the `image` crate's encoder in every build, so the bytes are the
+/// same with and without OpenCV).
+pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.to_image_crate()
+        .write_to(&mut out, image::ImageFormat::Png)
+        .with_context(|| format!("cannot encode a {}x{} image as PNG", img.width, img.height))?;
+    Ok(out.into_inner())
+}
+
 /// Resizes to `width`×`height` with an antialiased bilinear filter.
 pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     if img.width == width && img.height == height {
@@ -215,6 +225,15 @@ mod tests {
         assert!(max_diff < 24, "jpeg error {max_diff}");
         // Channel order is RGB, not OpenCV's BGR: the red channel grows with x.
         assert!(back.pixel(39, 0)[0] > 200 && back.pixel(39, 0)[2] < 160);
+    }
+
+    #[test]
+    fn png_bytes_decode_to_the_same_pixels() {
+        let img = gradient(17, 9);
+        let png = encode_png(&img).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        assert_eq!(decode_image(&png).unwrap(), img);
+        assert_eq!(png, encode_image(&img, Path::new("x.png")).unwrap());
     }
 
     #[test]

@@ -12,12 +12,15 @@
 //!   the detection confusion matrix, and their pictures;
 //! * [`recipe`], [`task`], [`pipeline`]: `detect train` on the shared training loop;
 //! * [`evaluator`]: the evaluation runner: a detector over a VOC split, scored with [`voc_map`];
+//! * [`eval_images`]: the precision–recall chart and an annotated sample that training logs to
+//!   TensorBoard after each evaluation;
 //! * [`detector`]: a trained detector from its checkpoint, on images; drawing the results.
 
 pub mod anchors;
 pub mod box_coder;
 pub mod config;
 pub mod detector;
+pub mod eval_images;
 pub mod evaluator;
 pub mod heads;
 pub mod matcher;

@@ -110,6 +110,7 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
         eval_max_images: recipe.eval.max_images,
         freeze_backbone_epochs: recipe.backbone.freeze_epochs,
         backbone_lr_mult: recipe.backbone.lr_mult,
+        last_eval: None,
     };
     let mut options = opts.fit_options(
         run_dir,

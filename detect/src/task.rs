@@ -1,7 +1,9 @@
 //! Detection as a [`TrainTask`] of the shared training loop: SSD forward, [`Ssd::compute_loss`] (matching
 //! and the multibox loss, its classification term weighted per image by the bias loss when
-//! `loss.kind = "bias"`), validation mAP after each evaluated epoch.
+//! `loss.kind = "bias"`), validation mAP after each evaluated epoch, and that evaluation's
+//! precision–recall curves and an annotated validation image for TensorBoard ([`crate::eval_images`]).
 
+use crate::eval_images::{evaluation_images, EvalSnapshot};
 use crate::evaluator::evaluate_split;
 use crate::postprocess::PostprocessConfig;
 use crate::ssd::{backbone_prefix, ImageTargets, Ssd};
@@ -11,7 +13,7 @@ use skipblock_core::checkpoint::CheckpointMeta;
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::{Loss, LossKind};
 use skipblock_core::model::BlockOptions;
-use skipblock_core::train::{TrainTask, Validation};
+use skipblock_core::train::{RgbPng, TrainTask, Validation};
 use skipblock_data::voc::{DetDataset, DetSample};
 use std::sync::Arc;
 use tch::{Device, Tensor};
@@ -32,6 +34,8 @@ pub struct DetectTask {
     /// The backbone's weights and batch-norm statistics stay as loaded for this many epochs.
     pub freeze_backbone_epochs: usize,
     pub backbone_lr_mult: f64,
+    /// The last evaluation, until its TensorBoard images are drawn (none before the first).
+    pub last_eval: Option<EvalSnapshot>,
 }
 
 /// Images of a batch on `device`, and each image's ground truth.
@@ -61,7 +65,7 @@ impl TrainTask for DetectTask {
 
     fn evaluate(&mut self, _epoch: usize) -> Result<Validation> {
         let limit = if self.eval_max_images == 0 { usize::MAX } else { self.eval_max_images };
-        let (r, _) = evaluate_split(
+        let (r, records) = evaluate_split(
             &self.ssd,
             self.val.clone(),
             self.device,
@@ -72,7 +76,16 @@ impl TrainTask for DetectTask {
             limit,
             false,
         )?;
-        Ok(Validation { val_map: Some(r.map), ..Default::default() })
+        let map = r.map;
+        self.last_eval = Some(EvalSnapshot::new(r, &records, self.val.voc()));
+        Ok(Validation { val_map: Some(map), ..Default::default() })
+    }
+
+    fn evaluation_images(&mut self, _epoch: usize) -> Result<Vec<(String, RgbPng)>> {
+        match self.last_eval.take() {
+            Some(snapshot) => evaluation_images(&snapshot, &self.val),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn checkpoint_meta(&self) -> CheckpointMeta {

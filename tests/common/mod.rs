@@ -1,4 +1,5 @@
-//! Helpers shared by the integration tests: running the `skipblock` binary and the PyTorch reference.
+//! Helpers shared by the integration tests: running the `skipblock` binary, the PyTorch reference and
+//! TensorBoard's reader.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -70,4 +71,25 @@ pub fn error_line(stderr: &str) -> String {
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 1, "expected one error line: {stderr}");
     errors[0].to_string()
+}
+
+/// What TensorBoard's own reader (`tests/python/tb_read.py`) finds in a run's `tb/` folder.
+pub fn read_tensorboard(tb: &Path) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(repo().join("tests/python/tb_read.py"))
+        .arg(tb)
+        .env("PYTHONWARNINGS", "ignore")
+        .output()
+        .expect("run python");
+    let (ok, stdout, stderr) = decode(out);
+    assert!(ok, "tb_read.py failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// `[[step, value], …]` of a scalar tag as pairs (none when the tag is missing).
+pub fn tb_scalar(tb: &serde_json::Value, tag: &str) -> Vec<(u64, f64)> {
+    tb["scalars"][tag]
+        .as_array()
+        .map(|points| points.iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect())
+        .unwrap_or_default()
 }

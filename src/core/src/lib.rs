@@ -12,7 +12,8 @@
 //! * [`task`]: the two pipelines ([`task::Task`]): classification and detection;
 //! * [`recipe`]: the recipe sections both pipelines share;
 //! * [`loader`]: the parallel, reproducible batch loader both pipelines use;
-//! * [`train`]: optimisers, schedules, EMA, metrics files and the training loop with `--resume`;
+//! * [`train`]: optimisers, schedules, EMA, metrics files, TensorBoard event files and the training loop
+//!   with `--resume`;
 //! * [`ui`]: verbosity and console messages.
 
 pub mod boxes;

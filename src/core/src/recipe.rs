@@ -131,6 +131,9 @@ pub struct TrainSection {
     pub eval_every: usize,
     /// Stop an epoch after this many iterations (0 = the whole epoch): for smoke tests.
     pub max_iters_per_epoch: usize,
+    /// Log the training loss to TensorBoard (`<run>/tb/`, tag `train/loss_iter`) every this many
+    /// iterations (0 = off); the per-epoch scalars are logged regardless.
+    pub log_every: usize,
     /// The metric that decides `best.safetensors` (val-top1, val-top5, val-map, val-loss, train-loss);
     /// default: the pipeline's (val-top1 for classification, val-map for detection).
     pub best_metric: Option<Monitor>,
@@ -144,6 +147,7 @@ impl Default for TrainSection {
             ema_decay: 0.0,
             eval_every: 1,
             max_iters_per_epoch: 0,
+            log_every: 50,
             best_metric: None,
         }
     }

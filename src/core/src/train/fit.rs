@@ -8,7 +8,8 @@
 //!   their records, loadable by every command taking `--weights`;
 //! * `last.state.safetensors`: everything `--resume` needs (raw weights, optimiser buffers, EMA shadow,
 //!   epoch, best value, task state such as the bias loss's global minimum);
-//! * `metrics.jsonl`, `metrics.csv`: one record per epoch.
+//! * `metrics.jsonl`, `metrics.csv`: one record per epoch;
+//! * `tb/`: TensorBoard events files (see [`super::tb_log`]), one per invocation (`--resume` adds one).
 //!
 //! Reproducibility: libtorch's generator is re-seeded from (seed, epoch) at the start of every epoch and
 //! the loader is seeded the same way, so a run resumed after epoch `e` produces the same metrics for the
@@ -18,6 +19,8 @@ use super::ema::Ema;
 use super::metrics::{EpochRecord, MetricsLog, Monitor, Validation};
 use super::optim::Optimizer;
 use super::schedule::Schedule;
+use super::tb_log::TrainingLog;
+use super::tensorboard::RgbPng;
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::loader::{load_epoch, mix, Dataset, LoaderConfig};
 use crate::loss::Loss;
@@ -56,6 +59,12 @@ pub trait TrainTask {
     fn loss_mut(&mut self) -> Option<&mut Loss> {
         None
     }
+    /// Images for TensorBoard after the evaluation of `epoch` (0-based; called right after
+    /// [`TrainTask::evaluate`], with the same weights in place), as (tag, PNG): e.g. precision–recall
+    /// curves, an annotated prediction. Default: none. An error is a warning, not the end of training.
+    fn evaluation_images(&mut self, _epoch: usize) -> Result<Vec<(String, RgbPng)>> {
+        Ok(Vec::new())
+    }
 }
 
 /// Draws a run's curves from its records into the run folder (the data crate's
@@ -80,7 +89,7 @@ pub struct FitOptions {
     pub seed: u64,
     /// The effective recipe, written to `config.toml` and into the checkpoints.
     pub config_text: String,
-    /// Draws `loss.png`/`metrics.png` after every epoch (none: no pictures).
+    /// Draws `curves.png` after every epoch (none: no pictures).
     pub curves: Option<CurvePlotter>,
 }
 
@@ -262,6 +271,7 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
     } else {
         log.clear();
     }
+    let mut tb = TrainingLog::open(dir, !options.resume, options.train.log_every);
     let mut last = EpochRecord::default();
     let end = options.stop_after.map_or(epochs, |n| (start + n).min(epochs));
     for epoch in start..end {
@@ -272,6 +282,12 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         let mut iters = batches.num_batches();
         if options.train.max_iters_per_epoch > 0 {
             iters = iters.min(options.train.max_iters_per_epoch);
+        }
+        // Every epoch runs `iters` iterations: the global step (iterations done) follows from the epoch.
+        let done_before = epoch * iters;
+        if options.resume && epoch == start {
+            // Every step logged before the checkpoint, iteration or epoch, is at most this.
+            tb.resumed(done_before.max(epoch));
         }
         let bar = ui::progress_bar(iters as u64, &format!("{}/{}", epoch + 1, epochs));
         let started = Instant::now();
@@ -301,6 +317,7 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
             }
             loss_sum += value * n as f64;
             samples += n;
+            tb.iteration(done_before + i + 1, value);
             let rate = samples as f64 / started.elapsed().as_secs_f64().max(1e-9);
             bar.set_message(format!("loss {:.4} lr {lr:.2e} {rate:.1} img/s", loss_sum / samples.max(1) as f64));
             bar.inc(1);
@@ -318,11 +335,15 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         };
         drop(batches);
         let evaluate = (epoch + 1) % options.train.eval_every.max(1) == 0 || epoch + 1 == epochs;
+        let mut images = None;
         if evaluate {
             if let Some(e) = ema.as_mut() {
                 e.swap();
             }
             let eval = task.evaluate(epoch);
+            if eval.is_ok() && tb.active() {
+                images = Some(task.evaluation_images(epoch));
+            }
             if let Some(e) = ema.as_mut() {
                 e.swap();
             }
@@ -341,6 +362,8 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         }
         let task_state = task.loss_mut().map(|l| l.state()).unwrap_or_default();
         save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task_state, &state_file)?;
+        // TensorBoard before the metrics files: once an epoch is in metrics.jsonl, its events are flushed.
+        tb.epoch(&record, images);
         log.append(&record)?;
         ui::info(format_epoch(&record, epochs));
         if let Some(draw) = options.curves {
@@ -367,6 +390,7 @@ pub fn format_epoch(r: &EpochRecord, epochs: usize) -> String {
 mod tests {
     use super::*;
     use crate::loader::Rng;
+    use crate::train::tensorboard::{event_files, read_events, Value, What};
     use rand::Rng as _;
     use tch::{nn, nn::Module, Device, Kind};
 
@@ -415,6 +439,42 @@ mod tests {
         fn checkpoint_meta(&self) -> CheckpointMeta {
             CheckpointMeta { arch: crate::Arch::SkipblocknetXs, num_classes: 2, ..Default::default() }
         }
+        fn evaluation_images(&mut self, epoch: usize) -> Result<Vec<(String, RgbPng)>> {
+            Ok(vec![("toy/sample".into(), RgbPng { png: vec![epoch as u8], width: 2, height: 1 })])
+        }
+    }
+
+    /// What a run's `tb/` holds, file by file: (step, tag, value) of every summary value, and the steps
+    /// of session starts (tag `START`).
+    fn tb_events(run: &Path) -> Vec<Vec<(i64, String, Value)>> {
+        let files = event_files(&run.join("tb")).unwrap();
+        files
+            .iter()
+            .map(|f| {
+                let events = read_events(f).unwrap();
+                assert_eq!(events[0].what, What::FileVersion("brain.Event:2".into()));
+                events[1..]
+                    .iter()
+                    .flat_map(|e| match &e.what {
+                        What::Summary(values) => values.iter().map(|(t, v)| (e.step, t.clone(), v.clone())).collect(),
+                        What::SessionStart => vec![(e.step, "START".into(), Value::Scalar(0.0))],
+                        What::FileVersion(_) => panic!("a second file-version record"),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `(step, value)` of the scalar `tag` in `events`.
+    fn scalar(events: &[(i64, String, Value)], tag: &str) -> Vec<(i64, f32)> {
+        events
+            .iter()
+            .filter(|(_, t, _)| t == tag)
+            .map(|(s, _, v)| match v {
+                Value::Scalar(x) => (*s, *x),
+                Value::Image(_) => panic!("{tag} is an image"),
+            })
+            .collect()
     }
 
     /// The toy network with weights from a local generator (not libtorch's shared one).
@@ -440,7 +500,7 @@ mod tests {
             run_dir: dir.to_path_buf(),
             optim: OptimSection { lr: 0.2, ..Default::default() },
             schedule: ScheduleSection::default(),
-            train: TrainSection { epochs, batch_size: 32, ema_decay: 0.9, ..Default::default() },
+            train: TrainSection { epochs, batch_size: 32, ema_decay: 0.9, log_every: 3, ..Default::default() },
             loader: LoaderConfig { batch_size: 32, shuffle: true, seed: 5, workers: 1, ..Default::default() },
             best_metric: Monitor::ValTop1,
             resume,
@@ -490,10 +550,49 @@ mod tests {
         for (x, y) in a.iter().zip(&b) {
             assert_eq!((x.train_loss, x.val, x.lr), (y.train_loss, y.val, y.lr), "epoch {}", x.epoch);
         }
+
+        // TensorBoard: one events file with every epoch's scalars (the records' values as f32), the loss
+        // every 3 of the 4 × 8 iterations and the task's image at each evaluated epoch.
+        let tb = tb_events(&straight);
+        assert_eq!(tb.len(), 1);
+        let per_epoch =
+            |f: fn(&EpochRecord) -> f64| a.iter().map(|r| (r.epoch as i64, f(r) as f32)).collect::<Vec<_>>();
+        assert_eq!(scalar(&tb[0], "train/loss"), per_epoch(|r| r.train_loss));
+        assert_eq!(scalar(&tb[0], "val/top1"), per_epoch(|r| r.val.val_top1.unwrap()));
+        assert_eq!(scalar(&tb[0], "lr"), per_epoch(|r| r.lr));
+        assert_eq!(scalar(&tb[0], "images_per_sec"), per_epoch(|r| r.images_per_sec));
+        assert!(scalar(&tb[0], "val/map").is_empty(), "unmeasured metrics are not logged");
+        let iters = scalar(&tb[0], "train/loss_iter");
+        assert_eq!(iters.iter().map(|p| p.0).collect::<Vec<_>>(), (1..=10).map(|k| 3 * k).collect::<Vec<_>>());
+        let images: Vec<_> = tb[0].iter().filter(|(_, t, _)| t == "toy/sample").collect();
+        assert_eq!(images.len(), 4);
+        assert_eq!(images[2].0, 3, "image steps are epochs");
+        assert!(matches!(&images[2].2, Value::Image(i) if i.png == [2] && (i.width, i.height) == (2, 1)));
+        // The split run: a second file that restarts after 2 × 8 iterations and continues the steps with
+        // the same values.
+        let tb_split = tb_events(&split);
+        assert_eq!(tb_split.len(), 2);
+        assert_eq!(tb_split[1][0], (17, "START".to_string(), Value::Scalar(0.0)));
+        assert_eq!(scalar(&tb_split[0], "train/loss").len(), 2);
+        assert_eq!(scalar(&tb_split[1], "train/loss"), per_epoch(|r| r.train_loss)[2..]);
+        let resumed_iters = scalar(&tb_split[1], "train/loss_iter");
+        assert_eq!(resumed_iters, iters[5..], "steps 18..30 continue the run");
         // Resuming where nothing was saved is a clear error.
         let vs3 = VarStore::new(Device::Cpu);
         let err = fit(&mut toy(&vs3), &vs3, &options(&dir.path().join("none"), 4, true)).unwrap_err().to_string();
         assert!(err.contains("nothing to resume"), "{err}");
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_does_not_stop_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("tb"), "a file where the folder should be").unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let summary = fit(&mut toy(&vs), &vs, &options(&run, 2, false)).unwrap();
+        assert_eq!(summary.epochs_run, 2);
+        assert_eq!(MetricsLog::new(&run).read().unwrap().len(), 2);
     }
 
     #[test]
