@@ -10,28 +10,7 @@ use skipblock_data::image_io::resize;
 use skipblock_data::{read_image, write_image, RgbImage};
 use skipblock_detect::detector::{annotate, PixelDetection};
 
-const NAMES: [&str; 20] = [
-    "aeroplane",
-    "bicycle",
-    "bird",
-    "boat",
-    "bottle",
-    "bus",
-    "car",
-    "cat",
-    "chair",
-    "cow",
-    "diningtable",
-    "dog",
-    "horse",
-    "motorbike",
-    "person",
-    "pottedplant",
-    "sheep",
-    "sofa",
-    "train",
-    "tvmonitor",
-];
+const NAMES: [&str; 20] = skipblock_data::voc::VOC_CLASSES;
 
 /// Hand-made detections on a `w`×`h` image: boxes in fractions of the image, one near each corner.
 fn detections(w: u32, h: u32, offset: usize) -> Vec<PixelDetection> {

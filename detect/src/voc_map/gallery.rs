@@ -23,30 +23,7 @@ fn gallery() {
 
 fn render_gallery() -> Result<()> {
     let out = PathBuf::from(std::env::var("SKIPBLOCK_CHARTS").unwrap_or_else(|_| "/tmp/skipblock-charts".into()));
-    let classes: Vec<String> = [
-        "aeroplane",
-        "bicycle",
-        "bird",
-        "boat",
-        "bottle",
-        "bus",
-        "car",
-        "cat",
-        "chair",
-        "cow",
-        "diningtable",
-        "dog",
-        "horse",
-        "motorbike",
-        "person",
-        "pottedplant",
-        "sheep",
-        "sofa",
-        "train",
-        "tvmonitor",
-    ]
-    .map(String::from)
-    .to_vec();
+    let classes: Vec<String> = skipblock_data::voc::VOC_CLASSES.map(String::from).to_vec();
     let (mut gts, mut dets) = (Vec::new(), Vec::new());
     for image in 0..300 {
         let id = format!("{image:06}");
