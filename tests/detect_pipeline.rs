@@ -290,37 +290,10 @@ fn training_logs_to_tensorboard_and_resume_continues_the_logs() {
     // Two epochs of 2 iterations, each evaluated, the loss logged every iteration; killed after the
     // first epoch (--stop-after) and resumed.
     let train = |extra: &[&str]| {
-        let mut args = vec![
-            "-q",
-            "--seed",
-            "1",
-            "detect",
-            "train",
-            "--config",
-            "configs/synthetic-voc.toml",
-            "--data",
-            path_str(&root),
-            "--labels",
-            path_str(&labels),
-            "--runs-dir",
-            path_str(&runs),
-            "--name",
-            "tb",
-            "--epochs",
-            "2",
-            "--batch",
-            "4",
-            "--set",
-            "train.max_iters_per_epoch=2",
-            "--set",
-            "ssd.input_size=128",
-            "--set",
-            "train.eval_every=1",
-            "--set",
-            "train.log_every=1",
-        ];
+        let mut args =
+            vec!["-q", "--set", "train.epochs=2", "--set", "train.eval_every=1", "--set", "train.log_every=1"];
         args.extend_from_slice(extra);
-        let (ok, _, stderr) = run_in_repo(&args);
+        let (ok, stderr) = quick_train(&root, &labels, &runs, "tb", &args);
         assert!(ok, "{stderr}");
         assert!(!stderr.contains("warning"), "{stderr}");
     };

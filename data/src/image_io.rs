@@ -129,7 +129,18 @@ fn format_of(path: &Path) -> Result<image::ImageFormat> {
 
 /// Encodes an image to bytes in the format of `path`'s extension.
 pub fn encode_image(img: &RgbImage, path: &Path) -> Result<Vec<u8>> {
-    let format = format_of(path)?;
+    encode_as(img, format_of(path)?)
+}
+
+/// The PNG file of an image, in memory (the `image` crate's encoder in every build, so the bytes are the
+/// same with and without OpenCV).
+pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
+    encode_as(img, image::ImageFormat::Png)
+        .with_context(|| format!("cannot encode a {}x{} image as PNG", img.width, img.height))
+}
+
+/// Encodes with the `image` crate (JPEG at quality 95).
+fn encode_as(img: &RgbImage, format: image::ImageFormat) -> Result<Vec<u8>> {
     let mut out = std::io::Cursor::new(Vec::new());
     if format == image::ImageFormat::Jpeg {
         let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95);
@@ -137,16 +148,6 @@ pub fn encode_image(img: &RgbImage, path: &Path) -> Result<Vec<u8>> {
     } else {
         img.to_image_crate().write_to(&mut out, format)?;
     }
-    Ok(out.into_inner())
-}
-
-/// The PNG file of an image, in memory (the `image` crate's encoder in every build, so the bytes are the
-/// same with and without OpenCV).
-pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    img.to_image_crate()
-        .write_to(&mut out, image::ImageFormat::Png)
-        .with_context(|| format!("cannot encode a {}x{} image as PNG", img.width, img.height))?;
     Ok(out.into_inner())
 }
 
