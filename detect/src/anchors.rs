@@ -27,6 +27,10 @@ pub struct PriorConfig {
     pub clip: bool,
     /// The size in pixels the sizes and steps are expressed in.
     pub image_size: i64,
+    /// Fit `min_sizes`, `max_sizes` and `aspect_ratios` to the training boxes at the start of `detect
+    /// train` (`--auto-priors`; see [`crate::prior_fit`]). The run's config and checkpoint then hold the
+    /// fitted values, with `auto = false`, so evaluation, prediction and a resumed run use the same priors.
+    pub auto: bool,
 }
 
 impl Default for PriorConfig {
@@ -39,6 +43,7 @@ impl Default for PriorConfig {
             aspect_ratios: vec![vec![2.0, 3.0]; 6],
             clip: true,
             image_size: 300,
+            auto: false,
         }
     }
 }

@@ -3,7 +3,8 @@
 //! * [`config`]: the `[ssd]` section (`arch = "ssdlite-skipblocknet-s"`, widths, priors, matching);
 //! * [`ssd`]: the detector: SkipblockNet backbone, extra layers and heads ([`heads`]); it owns
 //!   `compute_loss` (matching + multibox), `detect` (forward + post-processing) and `fuse_bn`;
-//! * [`anchors`]: the prior boxes (`[ssd.priors]`);
+//! * [`anchors`]: the prior boxes (`[ssd.priors]`); [`coverage`]: how well they match a dataset's boxes;
+//!   [`prior_fit`]: priors fitted to the training boxes (`ssd.priors.auto`);
 //! * [`box_coder`]: box ↔ offset encoding with the SSD variances;
 //! * [`matcher`]: ground truths → per-prior training targets;
 //! * [`multibox`]: the multibox loss with hard-negative mining (and bias-loss weights);
@@ -19,6 +20,7 @@
 pub mod anchors;
 pub mod box_coder;
 pub mod config;
+pub mod coverage;
 pub mod detector;
 pub mod eval_images;
 pub mod evaluator;
@@ -27,6 +29,7 @@ pub mod matcher;
 pub mod multibox;
 pub mod pipeline;
 pub mod postprocess;
+pub mod prior_fit;
 pub mod recipe;
 pub mod ssd;
 pub mod task;

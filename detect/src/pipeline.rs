@@ -1,5 +1,8 @@
 //! `detect train`: a recipe and VOC data in, a run folder out.
 
+use crate::anchors::PriorConfig;
+use crate::coverage::{coverage, training_boxes};
+use crate::prior_fit::fit_priors;
 use crate::recipe::DetectRecipe;
 use crate::ssd::{load_backbone, Ssd};
 use crate::task::DetectTask;
@@ -43,6 +46,41 @@ pub fn open_split(roots: &[PathBuf], split: &str, classes: &[String], strict: bo
     Ok(data)
 }
 
+/// The priors training uses: fitted to the training boxes when `ssd.priors.auto`, else the recipe's, whose
+/// coverage of the training boxes is reported (with a warning when it is low).
+fn fit_or_check_priors(recipe: &DetectRecipe, train: &VocDataset) -> Result<PriorConfig> {
+    let priors = Ssd::resolved_priors(&recipe.ssd, recipe.model)?;
+    let boxes = training_boxes(&train.records);
+    if boxes.is_empty() {
+        return Ok(PriorConfig { auto: false, ..recipe.ssd.priors.clone() });
+    }
+    let threshold = recipe.ssd.match_iou;
+    if recipe.ssd.priors.auto {
+        let fit = fit_priors(&priors, &boxes, &train.classes, threshold)?;
+        ui::info(fit.summary());
+        return Ok(fit.priors);
+    }
+    let c = coverage(&priors, &boxes, &train.classes, threshold)?;
+    ui::info(c.summary());
+    if c.is_low() {
+        let worst: Vec<String> = {
+            let mut rows: Vec<_> = c.per_class.iter().collect();
+            rows.sort_by(|a, b| a.share.total_cmp(&b.share));
+            rows.iter().take(3).map(|r| format!("{} {:.0}%", r.name, r.share * 100.0)).collect()
+        };
+        ui::warn(format!(
+            "only {:.0}% of the training boxes have a prior with IoU >= {threshold} (lowest: {}); the priors \
+             (smallest {} px of {}) do not suit these objects: pass --auto-priors (ssd.priors.auto = true) to fit \
+             them, see `skipblock data check --config`",
+            c.all.share * 100.0,
+            worst.join(", "),
+            priors.min_sizes.first().copied().unwrap_or_default(),
+            priors.image_size
+        ));
+    }
+    Ok(PriorConfig { auto: false, ..recipe.ssd.priors.clone() })
+}
+
 pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) -> Result<FitSummary> {
     if recipe.task != Task::Detect {
         bail!("the recipe is for task '{}', not detect", recipe.task);
@@ -66,8 +104,11 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
         train_voc.num_objects(),
         val_voc.len()
     ));
-    let mut ssd_config = recipe.ssd.clone();
-    ssd_config.num_classes = classes.len() as i64 + 1;
+    let mut recipe = recipe.clone();
+    recipe.ssd.num_classes = classes.len() as i64 + 1;
+    recipe.ssd.priors = fit_or_check_priors(&recipe, &train_voc)?;
+    let recipe = &recipe;
+    let ssd_config = recipe.ssd.clone();
     tch::manual_seed(opts.seed as i64);
     let vs = VarStore::new(opts.device);
     let ssd = Ssd::new(&vs.root(), &ssd_config, recipe.model)?;

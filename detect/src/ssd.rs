@@ -222,6 +222,13 @@ impl Ssd {
         self.priors.size()[0]
     }
 
+    /// The `[ssd.priors]` of `cfg` resolved against the network it builds (feature maps filled in), from a
+    /// throwaway CPU build.
+    pub fn resolved_priors(cfg: &SsdConfig, opts: BlockOptions) -> Result<crate::anchors::PriorConfig> {
+        let vs = VarStore::new(tch::Device::Cpu);
+        Ok(Ssd::new(&vs.root(), cfg, opts)?.config.priors)
+    }
+
     /// `model summary` of the detector: its layers traced on one blank image of `input_size`, parameters
     /// from `vs` (the store it was built in).
     pub fn summary(&self, vs: &VarStore) -> Summary {

@@ -1,6 +1,11 @@
 //! `skipblock data …`: synthetic datasets in the real layouts, and checking a VOC dataset.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use skipblock_core::{config, ui};
+use skipblock_detect::coverage::{coverage, training_boxes, Coverage};
+use skipblock_detect::prior_fit::{fit_priors, PriorFit};
+use skipblock_detect::{DetectRecipe, Ssd};
 use clap::{Args, Subcommand};
 use skipblock_data::classification::Layout;
 use skipblock_data::synth_cls::{self, SynthClsOptions};
@@ -14,7 +19,8 @@ pub enum DataCommand {
     SynthCls(SynthClsArgs),
     /// Write a synthetic detection dataset in PASCAL VOC2007's layout (with labels.txt).
     SynthVoc(SynthVocArgs),
-    /// Check a VOC dataset: counts per class and split, and every problem found.
+    /// Check a VOC dataset: classes (read off the annotations without --labels), counts per class and
+    /// split, object sizes, problems grouped by kind, and with --config the detector's prior coverage.
     Check(CheckArgs),
 }
 
@@ -66,9 +72,23 @@ pub struct CheckArgs {
     /// Splits to check (default: trainval and test).
     #[arg(long = "split")]
     pub splits: Vec<String>,
-    /// Class names, one per line (default: the 20 VOC classes).
+    /// Class names, one per line. Without it the classes are read off the annotations.
     #[arg(long)]
     pub labels: Option<PathBuf>,
+    /// Write the class names the annotations use (one per line) to this file, for --labels.
+    #[arg(long)]
+    pub write_labels: Option<PathBuf>,
+    /// A detection recipe: report how well its priors cover the boxes of the first split (IoU >=
+    /// ssd.match_iou), per feature map and per class, and what fitted priors would give.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// List every problem instead of the first few of each kind.
+    #[arg(long)]
+    pub all: bool,
+    /// Where report.json and the object-size histogram (object_sizes.png) go.
+    #[arg(long, default_value = "runs/data-check")]
+    pub out: PathBuf,
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -112,20 +132,87 @@ pub fn run(command: &DataCommand) -> Result<()> {
                 s.labels.display()
             );
         }
-        DataCommand::Check(a) => {
-            let classes = class_list(a.labels.as_deref())?;
-            let splits =
-                if a.splits.is_empty() { vec!["trainval".to_string(), "test".to_string()] } else { a.splits.clone() };
-            let report = voc::check(&a.roots, &splits, &classes);
-            if a.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.to_text());
-            }
-            if !report.is_ok() {
-                bail!("{} problem(s) found", report.problems.len());
-            }
-        }
+        DataCommand::Check(a) => check(a)?,
     }
     Ok(())
+}
+
+/// The report of `data check`, with the prior coverage when a recipe is given.
+#[derive(Serialize)]
+struct CheckOutput<'a> {
+    #[serde(flatten)]
+    report: &'a voc::CheckReport,
+    problem_groups: Vec<voc::ProblemGroup>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prior_coverage: Option<PriorReport>,
+}
+
+#[derive(Serialize)]
+struct PriorReport {
+    recipe: PathBuf,
+    split: String,
+    coverage: Coverage,
+    fitted: PriorFit,
+}
+
+fn check(a: &CheckArgs) -> Result<()> {
+    let splits = if a.splits.is_empty() { vec!["trainval".to_string(), "test".to_string()] } else { a.splits.clone() };
+    let report = match &a.labels {
+        Some(path) => voc::check(&a.roots, &splits, &voc::read_labels(path)?),
+        None => voc::check_inferring_classes(&a.roots, &splits),
+    };
+    if let Some(path) = &a.write_labels {
+        if report.classes.is_empty() {
+            bail!("no class name found in the annotations: nothing to write to '{}'", path.display());
+        }
+        let text: String = report.classes.iter().map(|c| format!("{c}\n")).collect();
+        skipblock_core::tensors::write_atomic(path, text.as_bytes())?;
+        ui::info(format!("{} class names written to '{}'", report.classes.len(), path.display()));
+    }
+    let prior_coverage = a.config.as_ref().map(|recipe| prior_report(recipe, &report, &splits[0])).transpose()?;
+    let output = CheckOutput { report: &report, problem_groups: report.problem_groups(), prior_coverage };
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create '{}'", a.out.display()))?;
+    let json = serde_json::to_string_pretty(&output)?;
+    skipblock_core::tensors::write_atomic(&a.out.join("report.json"), json.as_bytes())?;
+    if !report.sizes.is_empty() {
+        voc::sizes::save_histogram(report.records(), &report.classes, &a.out.join(SIZES_PICTURE))?;
+    }
+    if a.json {
+        println!("{json}");
+    } else {
+        print!("{}", report.to_text(a.all));
+        if let Some(p) = &output.prior_coverage {
+            println!("\npriors of {} on split {}: {}", p.recipe.display(), p.split, p.coverage.to_text());
+            println!("{}", p.fitted.summary());
+            println!("{}", p.fitted.after.to_text());
+        }
+        println!("\nreport.json and {SIZES_PICTURE} in {}", a.out.display());
+    }
+    if !report.is_ok() {
+        bail!("{} problem(s) found", report.problems.len());
+    }
+    Ok(())
+}
+
+/// The object-size histogram `data check` writes.
+const SIZES_PICTURE: &str = "object_sizes.png";
+
+/// Coverage of `split`'s boxes by the recipe's priors, and by priors fitted to them.
+fn prior_report(recipe_path: &std::path::Path, report: &voc::CheckReport, split: &str) -> Result<PriorReport> {
+    let recipe: DetectRecipe = config::load_config(Some(recipe_path), &[])?;
+    let mut ssd = recipe.ssd.clone();
+    ssd.num_classes = report.classes.len().max(1) as i64 + 1;
+    let priors = Ssd::resolved_priors(&ssd, recipe.model)?;
+    let records = report.splits.iter().find(|s| s.split == split).map(|s| s.records.as_slice()).unwrap_or_default();
+    let boxes = training_boxes(records);
+    if boxes.is_empty() {
+        bail!("split '{split}' has no usable box to measure the prior coverage on");
+    }
+    let threshold = ssd.match_iou;
+    Ok(PriorReport {
+        recipe: recipe_path.to_path_buf(),
+        split: split.to_string(),
+        coverage: coverage(&priors, &boxes, &report.classes, threshold)?,
+        fitted: fit_priors(&priors, &boxes, &report.classes, threshold)?,
+    })
 }

@@ -27,11 +27,12 @@ pub mod annotation;
 pub mod augment;
 pub mod check;
 pub mod dataset;
+pub mod sizes;
 pub mod det;
 
 pub use annotation::{parse_annotation, read_annotation, write_annotation, VocAnnotation, VocObject};
 pub use augment::{Annotated, SsdAugment};
-pub use check::{check, CheckReport};
+pub use check::{check, check_inferring_classes, infer_classes, CheckReport, ProblemGroup};
 pub use dataset::{Problem, ProblemKind, VocBox, VocDataset, VocRecord};
 pub use det::{DetDataset, DetSample};
 

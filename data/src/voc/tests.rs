@@ -176,7 +176,7 @@ fn check_passes_on_the_third_party_dogs_data_with_independent_counts() {
     let root = dogs_voc();
     assert!(root.is_dir(), "test data missing: {}", root.display());
     let report = check(std::slice::from_ref(&root), &classes(&["trainval", "test"]), &classes(&["dog"]));
-    assert!(report.is_ok(), "{}", report.to_text());
+    assert!(report.is_ok(), "{}", report.to_text(false));
     for split in &report.splits {
         let list = std::fs::read_to_string(root.join(format!("ImageSets/Main/{}.txt", split.split))).unwrap();
         let ids: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
@@ -194,7 +194,7 @@ fn check_passes_on_the_third_party_dogs_data_with_independent_counts() {
         assert_eq!((split.classes[0].images, split.classes[0].objects), (images_with, objects));
     }
     assert_eq!(report.splits[0].listed + report.splits[1].listed, 40);
-    let text = report.to_text();
+    let text = report.to_text(false);
     assert!(text.contains("split trainval") && text.contains("no problems found"), "{text}");
     // With the VOC classes the data still passes: dog is one of them.
     assert!(check(&[root], &classes(&["test"]), &voc_classes()).is_ok());
@@ -228,7 +228,7 @@ fn check_reports_every_problem_and_serialises() {
     let s = &report.splits[0];
     assert_eq!((s.listed, s.images, s.objects, s.difficult), (3, 2, 1, 1));
     assert_eq!((s.classes[0].images, s.classes[0].objects, s.classes[0].difficult), (1, 1, 1));
-    let text = report.to_text();
+    let text = report.to_text(false);
     assert!(text.contains("5 problems") && text.contains("b.jpg") && text.contains("100x48"), "{text}");
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["problems"][0]["kind"], "unknown_class");
@@ -278,11 +278,11 @@ fn synthetic_voc_round_trip() {
     let labels = read_labels(&summary.labels).unwrap();
     assert_eq!(labels, summary.classes);
     let report = check(std::slice::from_ref(&summary.root), &classes(&["trainval", "train", "val", "test"]), &labels);
-    assert!(report.is_ok(), "{}", report.to_text());
+    assert!(report.is_ok(), "{}", report.to_text(false));
     let objects: usize = [0, 3].iter().map(|&i| report.splits[i].objects).sum();
     assert_eq!(objects, summary.objects);
     assert_eq!(report.splits[0].difficult + report.splits[3].difficult, summary.difficult);
-    assert!(report.splits[0].classes.iter().all(|c| c.objects > 0), "every class appears: {}", report.to_text());
+    assert!(report.splits[0].classes.iter().all(|c| c.objects > 0), "every class appears: {}", report.to_text(false));
     let (voc, problems) = VocDataset::open(std::slice::from_ref(&summary.root), "trainval", &labels, true).unwrap();
     assert!(problems.is_empty() && voc.len() == 30);
     let xml = std::fs::read_to_string(summary.root.join("Annotations/000001.xml")).unwrap();
@@ -331,4 +331,45 @@ fn det_get_throughput() {
         n as f64 / secs,
         secs * 1000.0 / n as f64
     );
+}
+
+#[test]
+fn check_without_labels_reads_the_classes_off_the_annotations() {
+    let dir = tempfile::tempdir().unwrap();
+    // Custom class names (a traffic-light export), one unreadable XML, and 5 missing images.
+    let mut entries = vec![
+        ("a", Some(xml(64, 48, &[("go", [1, 1, 20, 20], false), ("stop", [30, 5, 60, 40], false)])), true),
+        ("b", Some(xml(64, 48, &[("stop", [5, 5, 10, 12], false), ("warning", [2, 2, 40, 40], true)])), true),
+        ("c", Some("<annotation><object>".to_string()), true),
+    ];
+    let missing: Vec<String> = (0..5).map(|i| format!("m{i}")).collect();
+    for id in &missing {
+        entries.push((id.as_str(), Some(xml(64, 48, &[("go", [1, 1, 9, 9], false)])), false));
+    }
+    let r = root(dir.path(), "VOC2007", "trainval", &entries);
+    let report = check_inferring_classes(std::slice::from_ref(&r), &classes(&["trainval"]));
+    assert!(report.classes_inferred);
+    assert_eq!(report.classes, classes(&["go", "stop", "warning"]), "sorted names the annotations use");
+    let counts: Vec<(usize, usize)> = report.splits[0].classes.iter().map(|c| (c.images, c.objects)).collect();
+    assert_eq!(counts, vec![(1, 1), (2, 2), (1, 1)], "usable images only: the five without a JPEG are left out");
+    let names = infer_classes(std::slice::from_ref(&r), &classes(&["trainval"]));
+    assert_eq!(names["go"][0].objects, 6, "the inventory counts every annotation that parses");
+    // Problems grouped by kind: 5 missing images (3 shown), 1 malformed XML; no unknown-class noise.
+    let groups = report.problem_groups();
+    let kinds: Vec<(ProblemKind, usize, usize)> = groups.iter().map(|g| (g.kind, g.count, g.examples.len())).collect();
+    assert_eq!(kinds, vec![(ProblemKind::MalformedXml, 1, 1), (ProblemKind::MissingImage, 5, 3)]);
+    let text = report.to_text(false);
+    assert!(text.contains("3 classes read off the annotations") && text.contains("go, stop, warning"), "{text}");
+    assert!(text.contains("5 × missing image") && text.contains("… and 2 more (--all"), "{text}");
+    assert_eq!(text.matches("m3.jpg").count() + text.matches("m4.jpg").count(), 0, "{text}");
+    let all = report.to_text(true);
+    assert!(all.contains("m4.jpg") && !all.contains("more (--all"), "{all}");
+    // Sizes per class then overall; the difficult "warning" object counts as an object too.
+    let sizes: Vec<&str> = report.sizes.iter().map(|s| s.class.as_str()).collect();
+    assert_eq!(sizes, ["go", "stop", "warning", "all"]);
+    assert_eq!(report.sizes[3].objects, 4);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["classes_inferred"], true);
+    assert_eq!(json["sizes"][1]["class"], "stop");
+    assert!(json["splits"][0].get("records").is_none(), "records stay out of the JSON");
 }

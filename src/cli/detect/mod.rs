@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// ImageNet classifier checkpoint to initialise the backbone from.
     #[arg(long)]
     pub backbone: Option<PathBuf>,
+    /// Fit the prior sizes and aspect ratios to the training boxes (ssd.priors.auto = true); the run's
+    /// config and checkpoints keep the fitted priors.
+    #[arg(long)]
+    pub auto_priors: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -48,7 +52,8 @@ pub fn run(global: &GlobalArgs, command: &DetectCommand) -> Result<()> {
 }
 
 fn train(global: &GlobalArgs, a: &TrainArgs) -> Result<()> {
-    let recipe: DetectRecipe = config::load_config(Some(&a.config), &a.run.overrides())?;
+    let mut recipe: DetectRecipe = config::load_config(Some(&a.config), &a.run.overrides())?;
+    recipe.ssd.priors.auto |= a.auto_priors;
     let sources = DetSources { data: a.data.clone(), labels: a.labels.clone(), backbone: a.backbone.clone() };
     let s = pipeline::train(&recipe, &sources, &a.run.settings(global)?)?;
     ui::info(format!(
