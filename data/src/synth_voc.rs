@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 pub const SYNTH_CLASSES: [&str; 5] = ["ellipse", "rectangle", "triangle", "cross", "ring"];
 const SHAPES: [Shape; 5] = [Shape::Ellipse, Shape::Rectangle, Shape::Triangle, Shape::Cross, Shape::Ring];
 
-/// Objects whose visible box is narrower or lower than this are marked difficult.
+/// Objects whose visible box is narrower or lower than this are marked difficult (or than ¾ of the
+/// smallest object side asked for, when that is less: a small-object set keeps most of its objects).
 pub const DIFFICULT_BELOW: u32 = 12;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -33,11 +34,23 @@ pub struct SynthVocOptions {
     pub seed: u64,
     /// Images are `size`×`size`.
     pub size: u32,
+    /// Side range of the (non-tiny) objects in pixels, drawn log-uniformly; default 36–190 px at 300 px,
+    /// scaled with `size`. A small-object set: `Some((10.0, 30.0))`.
+    pub object_sizes: Option<(f32, f32)>,
+    /// Objects drawn per image: 1 to this many (fewer when they do not fit).
+    pub max_objects: usize,
 }
 
 impl Default for SynthVocOptions {
     fn default() -> Self {
-        SynthVocOptions { train: 200, test: 50, seed: 0, size: 300 }
+        SynthVocOptions { train: 200, test: 50, seed: 0, size: 300, object_sizes: None, max_objects: 5 }
+    }
+}
+
+impl SynthVocOptions {
+    /// The side range of the objects in pixels.
+    pub fn sides(&self) -> (f32, f32) {
+        self.object_sizes.unwrap_or((36.0 * self.size as f32 / 300.0, 190.0 * self.size as f32 / 300.0))
     }
 }
 
@@ -71,6 +84,13 @@ pub fn generate(out_root: &Path, opts: SynthVocOptions) -> Result<Summary> {
     if opts.size < 64 {
         bail!("synthetic VOC images must be at least 64 pixels wide (got {})", opts.size);
     }
+    let (lo, hi) = opts.sides();
+    if !(lo >= 4.0 && hi >= lo && hi <= 0.9 * opts.size as f32) {
+        bail!("object sizes must satisfy 4 <= min <= max <= 0.9 x the image size ({}), got {lo}-{hi}", opts.size);
+    }
+    if opts.max_objects == 0 {
+        bail!("at least one object per image is needed (max_objects = 0)");
+    }
     if opts.train == 0 {
         bail!("the synthetic VOC dataset needs at least one training image");
     }
@@ -85,7 +105,7 @@ pub fn generate(out_root: &Path, opts: SynthVocOptions) -> Result<Summary> {
         .par_iter()
         .enumerate()
         .map(|(i, id)| {
-            let (image, objects) = render(opts.seed, i, opts.size);
+            let (image, objects) = render(&opts, i);
             write_image(&root.join("JPEGImages").join(format!("{id}.jpg")), &image)?;
             let xml_path = root.join("Annotations").join(format!("{id}.xml"));
             write_annotation(&xml_path, &annotation(id, opts.size, opts.seed, &objects))?;
@@ -122,18 +142,20 @@ pub fn generate(out_root: &Path, opts: SynthVocOptions) -> Result<Summary> {
 }
 
 /// Draws image `index`: the picture and its objects.
-fn render(seed: u64, index: usize, size: u32) -> (RgbImage, Vec<SynthObject>) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[seed, index as u64, 0x5f0c]));
+fn render(opts: &SynthVocOptions, index: usize) -> (RgbImage, Vec<SynthObject>) {
+    let size = opts.size;
+    let (lo, hi) = opts.sides();
+    let difficult_below = (DIFFICULT_BELOW as f32).min(0.75 * lo).round() as u32;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[opts.seed, index as u64, 0x5f0c]));
     let s = size as f32;
     let mut img = background(size, size, &mut rng, 6);
     let mut placed: Vec<[f32; 4]> = Vec::new(); // visible boxes so far, continuous pixels
     let mut objects = Vec::new();
-    let count = rng.gen_range(1..=5);
+    let count = rng.gen_range(1..=opts.max_objects);
     for _ in 0..count {
         let class = rng.gen_range(0..SHAPES.len());
         let tiny = rng.gen_bool(0.06);
-        let side =
-            if tiny { rng.gen_range(6.0..11.5) } else { (rng.gen_range(36f32.ln()..190f32.ln())).exp() * s / 300.0 };
+        let side = if tiny { rng.gen_range(6.0..11.5) } else { rng.gen_range(lo.ln()..=hi.ln()).exp() };
         let aspect: f32 = rng.gen_range(0.6f32..1.6).sqrt();
         let (w, h) = ((side * aspect).round().clamp(4.0, 0.9 * s), (side / aspect).round().clamp(4.0, 0.9 * s));
         let cut = !tiny && rng.gen_bool(0.12);
@@ -160,7 +182,7 @@ fn render(seed: u64, index: usize, size: u32) -> (RgbImage, Vec<SynthObject>) {
             class,
             voc: [xs + 1, ys + 1, xe + 1, ye + 1],
             truncated: full[0] < 0.0 || full[1] < 0.0 || full[2] > s || full[3] > s,
-            difficult: vw < DIFFICULT_BELOW || vh < DIFFICULT_BELOW,
+            difficult: vw < difficult_below || vh < difficult_below,
         });
     }
     add_noise(&mut img, 6, &mut rng);
@@ -227,14 +249,15 @@ mod tests {
 
     #[test]
     fn rendering_is_deterministic_and_boxes_are_tight() {
-        let (a, oa) = render(7, 3, 300);
-        let (b, ob) = render(7, 3, 300);
+        let opts = |seed| SynthVocOptions { seed, ..Default::default() };
+        let (a, oa) = render(&opts(7), 3);
+        let (b, ob) = render(&opts(7), 3);
         assert_eq!(a, b);
         assert_eq!(oa, ob);
-        assert_ne!(render(8, 3, 300).0, a, "another seed, another image");
+        assert_ne!(render(&opts(8), 3).0, a, "another seed, another image");
         let mut sizes = Vec::new();
         for i in 0..40 {
-            let (_, objects) = render(1, i, 300);
+            let (_, objects) = render(&opts(1), i);
             assert!((1..=5).contains(&objects.len()), "{}", objects.len());
             for o in objects {
                 let [x0, y0, x1, y1] = o.voc;
@@ -244,6 +267,23 @@ mod tests {
         }
         let mid = sizes.iter().filter(|&&s| (30..=210).contains(&s)).count();
         assert!(mid * 10 >= sizes.len() * 8, "most objects 40–200 px: {sizes:?}");
+    }
+
+    #[test]
+    fn small_object_scenes_hold_many_small_objects() {
+        let opts = SynthVocOptions { object_sizes: Some((10.0, 30.0)), max_objects: 12, ..Default::default() };
+        let mut sides = Vec::new();
+        let mut most = 0;
+        for i in 0..30 {
+            let (_, objects) = render(&opts, i);
+            most = most.max(objects.len());
+            sides.extend(objects.iter().map(|o| (o.voc[2] - o.voc[0] + 1).max(o.voc[3] - o.voc[1] + 1)));
+        }
+        assert!(most > 5, "up to 12 objects an image: {most}");
+        assert!(sides.iter().all(|&s| s <= 40), "{sides:?}");
+        let bad = SynthVocOptions { object_sizes: Some((30.0, 10.0)), ..Default::default() };
+        let dir = tempfile::tempdir().unwrap();
+        assert!(generate(dir.path(), bad).unwrap_err().to_string().contains("object sizes"));
     }
 
     #[test]

@@ -211,7 +211,7 @@ fn bench_loaders(_args: &CommonArgs) -> Result<Vec<Row>> {
     )?;
     skipblock_data::synth_voc::generate(
         dir.path(),
-        skipblock_data::synth_voc::SynthVocOptions { train: 200, test: 1, seed: 0, size: 300 },
+        skipblock_data::synth_voc::SynthVocOptions { train: 200, test: 1, seed: 0, size: 300, ..Default::default() },
     )?;
     let config = LoaderConfig { batch_size: 32, shuffle: true, ..Default::default() };
     let set = open(&cls, Layout::Food101, Split::Train, 0.0, 0)?;
@@ -251,7 +251,7 @@ fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
     skipblock_data::synth_voc::generate(
         dir.path(),
-        skipblock_data::synth_voc::SynthVocOptions { train: 1, test: 64, seed: 1, size: 300 },
+        skipblock_data::synth_voc::SynthVocOptions { train: 1, test: 64, seed: 1, size: 300, ..Default::default() },
     )?;
     // A detector checkpoint with random weights (the speed does not depend on them).
     let config = skipblock_detect::SsdConfig::for_arch(Arch::SsdliteSkipblocknetS, 21)?;

@@ -62,6 +62,15 @@ pub struct SynthVocArgs {
     pub size: u32,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Smallest object side in pixels (default 36 at --size 300, scaled with the size).
+    #[arg(long, requires = "max_object")]
+    pub min_object: Option<f32>,
+    /// Largest object side in pixels (default 190 at --size 300).
+    #[arg(long, requires = "min_object")]
+    pub max_object: Option<f32>,
+    /// Objects per image: 1 to this many.
+    #[arg(long, default_value_t = 5)]
+    pub max_objects: usize,
 }
 
 #[derive(Args, Debug)]
@@ -117,7 +126,14 @@ pub fn run(command: &DataCommand) -> Result<()> {
         DataCommand::SynthVoc(a) => {
             let s = synth_voc::generate(
                 &a.out,
-                SynthVocOptions { train: a.train, test: a.test, seed: a.seed, size: a.size },
+                SynthVocOptions {
+                    train: a.train,
+                    test: a.test,
+                    seed: a.seed,
+                    size: a.size,
+                    object_sizes: a.min_object.zip(a.max_object),
+                    max_objects: a.max_objects,
+                },
             )?;
             println!(
                 "{}: {} trainval ({} train, {} val) and {} test images, {} objects ({} difficult); classes {} in {}",

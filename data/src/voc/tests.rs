@@ -272,7 +272,7 @@ fn det_dataset_samples_for_training_and_evaluation() {
 #[test]
 fn synthetic_voc_round_trip() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = SynthVocOptions { train: 30, test: 10, seed: 5, size: 160 };
+    let opts = SynthVocOptions { train: 30, test: 10, seed: 5, size: 160, ..Default::default() };
     let summary = generate(dir.path(), opts.clone()).unwrap();
     assert_eq!((summary.trainval, summary.train, summary.val, summary.test), (30, 24, 6, 10));
     let labels = read_labels(&summary.labels).unwrap();
@@ -306,7 +306,7 @@ fn synthetic_voc_round_trip() {
     }
     // A larger set has difficult and truncated objects.
     let big = tempfile::tempdir().unwrap();
-    let s = generate(big.path(), SynthVocOptions { train: 120, test: 0, seed: 1, size: 300 }).unwrap();
+    let s = generate(big.path(), SynthVocOptions { train: 120, test: 0, seed: 1, size: 300, ..Default::default() }).unwrap();
     assert!(s.difficult > 0 && s.truncated > 0, "{s:?}");
 }
 
@@ -316,7 +316,7 @@ fn synthetic_voc_round_trip() {
 #[ignore]
 fn det_get_throughput() {
     let dir = tempfile::tempdir().unwrap();
-    let s = generate(dir.path(), SynthVocOptions { train: 50, test: 0, seed: 0, size: 300 }).unwrap();
+    let s = generate(dir.path(), SynthVocOptions { train: 50, test: 0, seed: 0, size: 300, ..Default::default() }).unwrap();
     let (voc, _) = VocDataset::open(&[s.root], "trainval", &s.classes, true).unwrap();
     let ds = DetDataset::new(voc, 300, true);
     let start = std::time::Instant::now();
