@@ -17,7 +17,7 @@ use tch::{nn, nn::VarStore, Device, Tensor};
 enum Model {
     ResNet18(ResNet18),
     DenseNet121(DenseNet121),
-    ShuffleNetV2(ShuffleNetV2),
+    ShuffleNetV2(Box<ShuffleNetV2>),
 }
 
 impl Model {
@@ -26,7 +26,7 @@ impl Model {
         match name {
             "resnet18" => Model::ResNet18(ResNet18::new(p, classes, o)),
             "densenet121" => Model::DenseNet121(DenseNet121::new(p, classes, o)),
-            "shufflenetv2" => Model::ShuffleNetV2(ShuffleNetV2::new(p, classes, o)),
+            "shufflenetv2" => Model::ShuffleNetV2(Box::new(ShuffleNetV2::new(p, classes, o))),
             other => panic!("no model {other}"),
         }
     }
