@@ -151,9 +151,21 @@ fn an_interrupted_grid_continues_where_it_stopped() {
     assert!(md.contains("| skipblocknet-xs | ce | 5, 6 |") && md.contains("| skipblocknet-xs | bias | 5, 6 |"), "{md}");
     assert_eq!(std::fs::read_to_string(grid.join("compare.csv")).unwrap().lines().count(), 3);
     assert!(std::fs::metadata(grid.join("compare.png")).unwrap().len() > 1000);
-    // The seeds differ: each seed its own initialisation and data order.
+    // The seeds differ: each seed its own initialisation and data order…
     let loss = |run: &str| metrics(&grid.join(run))[0]["train_loss"].as_f64().unwrap();
     assert_ne!(loss("skipblocknet-xs-bias-seed5"), loss("skipblocknet-xs-bias-seed6"));
+    // …and a seed gives the same run again: the first cell of a new grid repeats the first cell's numbers.
+    let mut again = args(&["--max-cells", "1"]);
+    let at = again.iter().position(|a| a == "grid").unwrap();
+    again[at] = "again".into();
+    let (ok, _, stderr) = decode(skipblock().current_dir(repo()).args(&again).output().unwrap());
+    assert!(ok, "{stderr}");
+    let (a, b) = (metrics(&first), metrics(&runs.join("again/skipblocknet-xs-ce-seed5")));
+    for (x, y) in a.iter().zip(&b) {
+        for key in ["train_loss", "val_top1", "val_loss"] {
+            assert_eq!(x[key], y[key], "{key} at epoch {}", x["epoch"]);
+        }
+    }
     // Each cell's recipe is the grid's with the cell's loss.
     let config = std::fs::read_to_string(grid.join("skipblocknet-xs-bias-seed6/config.toml")).unwrap();
     assert!(config.contains("kind = \"bias\"") && config.contains("arch = \"skipblocknet-xs\""), "{config}");
