@@ -129,7 +129,7 @@ impl RunArgs {
 pub enum Command {
     /// Versions and devices: libtorch, CPU threads, CUDA, cuDNN, OpenCV, cargo features.
     Info(info::InfoArgs),
-    /// Classification: train, finetune, eval, predict.
+    /// Classification: train, finetune, eval, predict, compare.
     #[command(subcommand)]
     Classify(classify::ClassifyCommand),
     /// Detection: train, eval, predict (images, folders, video, webcam).

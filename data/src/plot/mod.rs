@@ -7,10 +7,12 @@
 //! * [`legend`]: legends for them;
 //! * [`heatmap`]: matrices in 0–1 ([`Heatmap`]): confusion matrices;
 //! * [`bars`]: horizontal bar charts ([`BarChart`]): per-class accuracy;
+//! * [`grouped`]: grouped vertical bars with error bars ([`GroupedBarChart`]): `classify compare`;
 //! * [`training`]: a run's `curves.png` ([`save_training_curves`]).
 
 pub mod bars;
 pub mod canvas;
+pub mod grouped;
 pub mod heatmap;
 pub mod legend;
 pub mod lines;
@@ -21,6 +23,7 @@ mod gallery;
 
 pub use bars::BarChart;
 pub use canvas::{palette, Rgb, MUTED, SUMMARY};
+pub use grouped::GroupedBarChart;
 pub use heatmap::Heatmap;
 pub use lines::{Axis, LegendPlace, LineChart, Series};
 pub use training::{save_training_curves, CURVES_FILE};

@@ -1,5 +1,6 @@
 //! `skipblock classify …`: train, fine-tune, evaluate, predict.
 
+mod compare;
 mod eval;
 mod predict;
 
@@ -22,6 +23,9 @@ pub enum ClassifyCommand {
     Eval(eval::EvalArgs),
     /// Top-k classes of images (files or folders) with the checkpoint's evaluation preprocessing.
     Predict(predict::PredictArgs),
+    /// Train a grid of architectures × losses × seeds with one recipe and summarise it (mean ± std of
+    /// top-1 per architecture and loss, as the paper's Table 4); rerun to continue an interrupted grid.
+    Compare(compare::CompareArgs),
 }
 
 #[derive(Args, Debug)]
@@ -65,6 +69,7 @@ pub fn run(global: &GlobalArgs, command: &ClassifyCommand) -> Result<()> {
         ClassifyCommand::Finetune(a) => finetune(global, a),
         ClassifyCommand::Eval(a) => eval::run(global, a),
         ClassifyCommand::Predict(a) => predict::run(global, a),
+        ClassifyCommand::Compare(a) => compare::run(global, a),
     }
 }
 

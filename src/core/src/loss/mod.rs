@@ -20,6 +20,26 @@ pub enum LossKind {
     LabelSmoothing,
 }
 
+impl LossKind {
+    pub const ALL: [LossKind; 4] = [LossKind::Ce, LossKind::Bias, LossKind::Focal, LossKind::LabelSmoothing];
+
+    /// The name recipes and the command line use (`ce`, `bias`, `focal`, `label-smoothing`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Ce => "ce",
+            LossKind::Bias => "bias",
+            LossKind::Focal => "focal",
+            LossKind::LabelSmoothing => "label-smoothing",
+        }
+    }
+}
+
+impl std::fmt::Display for LossKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl std::str::FromStr for LossKind {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -161,5 +181,18 @@ impl Loss {
             self.global_min = Some(g);
         }
         Ok(weights)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_names_round_trip_through_parsing_and_serde() {
+        for kind in LossKind::ALL {
+            assert_eq!(kind.name().parse::<LossKind>().unwrap(), kind);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{kind}\""));
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! Models: the named architectures ([`Arch`]), the layers, the configurations of the SkipblockNet family
-//! and MobileNetV3-Large, the network itself, and the tracing behind `model summary` and `model variance`.
+//! and MobileNetV3-Large, the network itself, the authors' CIFAR-100 release models ([`release`]), and the tracing behind `model summary` and `model variance`.
 
 pub mod arch;
 pub mod config;
 pub mod layers;
+pub mod release;
 pub mod skipblocknet;
 pub mod summary;
 pub mod trace;
