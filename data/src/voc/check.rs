@@ -2,7 +2,7 @@
 //! first. Beyond what [`VocDataset::open`](super::VocDataset::open) checks, each image's header is read
 //! and its size compared with the annotation's.
 
-use super::dataset::{load_record, read_split, split_file, Problem, ProblemKind};
+use super::dataset::{load_record, read_split, split_file, ImageFiles, Problem, ProblemKind};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -43,9 +43,9 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
-    /// True when no problem was found.
+    /// True when no problem was found but warnings (corrected data: [`ProblemKind::is_warning`]).
     pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.iter().all(|p| p.kind.is_warning())
     }
 
     /// A table of counts per split and class, then the problems, one per line.
@@ -106,7 +106,7 @@ pub fn check(roots: &[PathBuf], splits: &[String], classes: &[String]) -> CheckR
             report.listed += ids.len();
             for id in ids {
                 let mut found = Vec::new();
-                let Some(record) = load_record(root, &id, classes, &mut found) else {
+                let Some(record) = load_record(root, &id, classes, ImageFiles::Required, &mut found) else {
                     problems.extend(found);
                     continue;
                 };
@@ -137,14 +137,21 @@ pub fn check(roots: &[PathBuf], splits: &[String], classes: &[String]) -> CheckR
     CheckReport { roots: roots.to_vec(), classes: classes.to_vec(), splits: reports, problems: unique }
 }
 
-/// A problem with the image file itself: unreadable header, or a size other than the annotation's.
+/// A problem with the image file itself: unreadable header, or a size other than the annotation's. The
+/// size is the displayed one (EXIF orientation applied, as the decoders do); an annotation giving the
+/// stored size of a 90°-rotated JPEG was made in a tool that ignores the orientation (labelImg).
 fn image_problem(image: &Path, width: u32, height: u32) -> Option<Problem> {
-    let dims = image::ImageReader::open(image)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()));
-    match dims {
-        Err(e) => Some(Problem::file(ProblemKind::BadImage, image, format!("cannot read the image header: {e}"))),
+    match crate::image_io::image_size(image) {
+        Err(e) => Some(Problem::file(ProblemKind::BadImage, image, format!("{:#}", e.root_cause()))),
+        Ok((w, h)) if w != h && (w, h) == (height, width) => Some(Problem::file(
+            ProblemKind::BadImage,
+            image,
+            format!(
+                "image is {w}x{h} as displayed (EXIF orientation applied) but its annotation says {width}x{height}: \
+                 if the JPEG has a 90° EXIF orientation it was annotated unrotated (labelImg ignores EXIF); \
+                 `exiftran -ai` turns the file"
+            ),
+        )),
         Ok((w, h)) if (w, h) != (width, height) => Some(Problem::file(
             ProblemKind::BadImage,
             image,
