@@ -9,7 +9,8 @@
 //! * [`check`]: the whole-dataset audit behind `check` (counts per class and split, every problem);
 //! * [`augment`]: ssd.pytorch's `SSDAugmentation` (photometric distortion, zoom out, IoU-constrained crop,
 //!   flip, resize);
-//! * [`det`]: [`DetDataset`], the loader-facing dataset giving normalised tensors and boxes.
+//! * [`det`]: [`DetDataset`], the loader-facing dataset giving normalised tensors and boxes;
+//! * [`split`]: writing `ImageSets/Main` lists (train, val, trainval, test) for exports without them.
 //!
 //! Boxes are [`skipblock_core::boxes::BBox`]es in 0-based continuous pixel coordinates (VOC's 1-based
 //! inclusive `xmin..xmax` becomes `[xmin − 1, xmax)`), class indices are 0-based into the class list;
@@ -34,12 +35,14 @@ pub mod augment;
 pub mod check;
 pub mod dataset;
 pub mod det;
+pub mod split;
 
 pub use annotation::{parse_annotation, read_annotation, write_annotation, SkippedObject, VocAnnotation, VocObject};
 pub use augment::{Annotated, SsdAugment};
 pub use check::{check, CheckReport};
 pub use dataset::{ImageFiles, Problem, ProblemKind, VocBox, VocDataset, VocRecord};
 pub use det::{DetDataset, DetSample};
+pub use split::{write_splits, SplitOptions, SplitSummary};
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
