@@ -27,9 +27,9 @@ pub enum ProblemKind {
     UnknownClass,
     /// `xmin ≥ xmax` or `ymin ≥ ymax`, in the file or once clipped to the image.
     InvalidBox,
-    /// A box beyond the image by more than [`CLIP_TOLERANCE`] (left out).
+    /// A box beyond the image by more than [`clip_tolerance`] (left out).
     OutsideImage,
-    /// Warning: a box beyond the image by at most [`CLIP_TOLERANCE`] (0-based coordinates, `xmax` one past
+    /// Warning: a box beyond the image by at most [`clip_tolerance`] (0-based coordinates, `xmax` one past
     /// the width, rounding), clipped to the image and kept.
     ClippedBox,
     /// Warning: the annotation has no usable `<size>` (missing, not a number, zero); the image's size, read
