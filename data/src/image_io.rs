@@ -234,6 +234,26 @@ pub fn from_tensor(t: &Tensor) -> Result<RgbImage> {
     RgbImage::new(size[2] as u32, size[1] as u32, data)
 }
 
+/// (Tests) `img` as a JPEG carrying an EXIF APP1 segment whose only tag is `orientation` (1–8), placed after
+/// the encoder's JFIF APP0 segment as cameras write it.
+#[cfg(test)]
+pub(crate) fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
+    let jpeg = encode_image(img, Path::new("x.jpg")).unwrap();
+    assert_eq!(&jpeg[..2], b"\xff\xd8");
+    // Big-endian TIFF header, one IFD with one entry: tag 0x0112 (Orientation), type SHORT, count 1.
+    let mut payload = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+    payload.extend_from_slice(&orientation.to_be_bytes());
+    payload.extend_from_slice(&[0; 6]); // value padding, then "no next IFD"
+    let app0 = if jpeg[2..4] == [0xff, 0xe0] { 2 + u16::from_be_bytes([jpeg[4], jpeg[5]]) as usize } else { 0 };
+    let split = 2 + app0;
+    let mut out = jpeg[..split].to_vec();
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&(payload.len() as u16 + 2).to_be_bytes());
+    out.extend(payload);
+    out.extend_from_slice(&jpeg[split..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,25 +308,6 @@ mod tests {
         assert!(err.contains("missing.jpg"), "{err}");
         let err = format!("{:#}", write_image(&dir.path().join("x.gifx"), &gradient(2, 2)).unwrap_err());
         assert!(err.contains("x.gifx"), "{err}");
-    }
-
-    /// `img` as a JPEG carrying an EXIF APP1 segment whose only tag is `orientation` (1–8), placed after
-    /// the encoder's JFIF APP0 segment as cameras write it.
-    fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
-        let jpeg = encode_image(img, Path::new("x.jpg")).unwrap();
-        assert_eq!(&jpeg[..2], b"\xff\xd8");
-        // Big-endian TIFF header, one IFD with one entry: tag 0x0112 (Orientation), type SHORT, count 1.
-        let mut payload = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
-        payload.extend_from_slice(&orientation.to_be_bytes());
-        payload.extend_from_slice(&[0; 6]); // value padding, then "no next IFD"
-        let app0 = if jpeg[2..4] == [0xff, 0xe0] { 2 + u16::from_be_bytes([jpeg[4], jpeg[5]]) as usize } else { 0 };
-        let split = 2 + app0;
-        let mut out = jpeg[..split].to_vec();
-        out.extend_from_slice(&[0xff, 0xe1]);
-        out.extend_from_slice(&(payload.len() as u16 + 2).to_be_bytes());
-        out.extend(payload);
-        out.extend_from_slice(&jpeg[split..]);
-        out
     }
 
     /// The same test runs in both builds (OpenCV's `imdecode` in the default one, the `image` crate in

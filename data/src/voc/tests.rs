@@ -234,6 +234,39 @@ fn a_missing_size_is_read_from_the_image_or_left_unknown_without_one() {
     );
 }
 
+/// A phone photo stored 48x32 with EXIF orientation 6 (displayed 32x48): a missing size is the displayed
+/// one, an annotation in the displayed frame checks clean, one with the stored size (labelImg) is reported.
+#[test]
+fn sizes_are_taken_in_the_exif_rotated_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = root(
+        dir.path(),
+        "VOC2007",
+        "trainval",
+        &[
+            ("nosize", Some(xml(0, 0, &[("dog", [1, 30, 32, 48], false)])), false),
+            ("shown", Some(xml(32, 48, &[("dog", [1, 30, 32, 48], false)])), false),
+            ("stored", Some(xml(48, 32, &[("dog", [1, 1, 20, 20], false)])), false),
+        ],
+    );
+    let rotated = crate::image_io::jpeg_with_orientation(&RgbImage::filled(48, 32, [200, 100, 50]), 6);
+    std::fs::create_dir_all(r.join("JPEGImages")).unwrap();
+    for id in ["nosize", "shown", "stored"] {
+        std::fs::write(r.join(format!("JPEGImages/{id}.jpg")), &rotated).unwrap();
+    }
+    let (ds, problems) = VocDataset::open(std::slice::from_ref(&r), "trainval", &classes(&["dog"]), false).unwrap();
+    let sizes: Vec<(u32, u32)> = ds.records.iter().map(|r| (r.width, r.height)).collect();
+    assert_eq!(sizes, [(32, 48), (32, 48), (48, 32)]);
+    assert_eq!(ds.records[0].objects[0].bbox, BBox::new(0.0, 29.0, 32.0, 48.0), "kept whole, not clipped");
+    assert_eq!(problems.iter().map(|p| p.kind).collect::<Vec<_>>(), [ProblemKind::MissingSize]);
+    let report = check(&[r], &classes(&["trainval"]), &classes(&["dog"]));
+    let found: Vec<(ProblemKind, String)> =
+        report.problems.iter().map(|p| (p.kind, p.file.file_name().unwrap().to_string_lossy().into_owned())).collect();
+    let expected = [(ProblemKind::MissingSize, "nosize.xml".to_string()), (ProblemKind::BadImage, "stored.jpg".into())];
+    assert_eq!(found, expected, "{}", report.to_text());
+    assert!(report.problems[1].message.contains("32x48") && report.problems[1].message.contains("labelImg"));
+}
+
 /// The third-party dogs data with the faults exports have: a missing size, a 0-based box, a garbled
 /// coordinate, an object without a box, an unknown class.
 #[test]
