@@ -145,6 +145,123 @@ fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
     assert_eq!(std::fs::read_dir(&pred).unwrap().count(), 40);
 }
 
+/// `data split` on the dogs export without its ImageSets: lists that `data check` reads, refused the
+/// second time without `--force`.
+#[test]
+fn data_split_writes_lists_for_an_export_without_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("dogs");
+    for sub in ["Annotations", "JPEGImages"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+        for entry in std::fs::read_dir(dogs().join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), root.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    let split = |extra: &[&str]| {
+        let mut args = vec!["data", "split", "--voc", path_str(&root), "--val", "0.1", "--test", "0.2", "--seed", "5"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let (ok, stdout, stderr) = split(&[]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("28 train, 4 val (32 trainval), 8 test"), "{stdout}");
+    let dog = labels(dir.path(), &["dog"]);
+    let (ok, stdout, stderr) =
+        run(&["data", "check", "--voc", path_str(&root), "--labels", path_str(&dog), "--split", "train", "--json"]);
+    assert!(ok, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["splits"][0]["images"], 28, "{report}");
+    let test = std::fs::read_to_string(root.join("ImageSets/Main/test.txt")).unwrap();
+    let (ok, _, stderr) = split(&[]);
+    assert!(!ok && error_line(&stderr).contains("train.txt") && stderr.contains("--force"), "{stderr}");
+    let (ok, _, stderr) = split(&["--force"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::read_to_string(root.join("ImageSets/Main/test.txt")).unwrap(), test, "same seed, same lists");
+}
+
+/// `detect eval --detections` from Annotations/ and ImageSets/ alone: the images deleted, one annotation
+/// without a `<size>`, the same scores as with the images.
+#[test]
+fn result_files_are_scored_from_the_annotations_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(&[
+        "data",
+        "synth-voc",
+        "--out",
+        path_str(dir.path()),
+        "--train",
+        "2",
+        "--test",
+        "8",
+        "--size",
+        "96",
+        "--seed",
+        "4",
+    ]);
+    assert!(ok, "{stderr}");
+    let root = dir.path().join("VOCdevkit/VOC2007");
+    let labels = root.join("labels.txt");
+    let classes = skipblock_data::voc::read_labels(&labels).unwrap();
+    let ids: Vec<String> =
+        std::fs::read_to_string(root.join("ImageSets/Main/test.txt")).unwrap().lines().map(String::from).collect();
+    // Result files: every ground-truth box found (score 0.5–0.9) and one false positive per image
+    // scored lower, so every class with ground truth has AP 1.
+    let results = dir.path().join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let mut files = vec![String::new(); classes.len()];
+    let mut num_gt = vec![0; classes.len()];
+    for (i, id) in ids.iter().enumerate() {
+        let a = skipblock_data::voc::read_annotation(&root.join(format!("Annotations/{id}.xml"))).unwrap();
+        for (k, o) in a.objects.iter().enumerate() {
+            let c = classes.iter().position(|n| *n == o.name).unwrap();
+            let [x0, y0, x1, y1] = o.bndbox;
+            files[c] += &format!("{id} {:.3} {x0} {y0} {x1} {y1}\n", 0.9 - 0.01 * ((i + k) % 40) as f32);
+            num_gt[c] += !o.difficult as usize;
+        }
+        files[i % classes.len()] += &format!("{id} 0.1 1 1 5 5\n");
+    }
+    for (name, text) in classes.iter().zip(&files) {
+        std::fs::write(results.join(format!("comp4_det_test_{name}.txt")), text).unwrap();
+    }
+    // The first test image's annotation loses its size.
+    let xml_path = root.join(format!("Annotations/{}.xml", ids[0]));
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    std::fs::write(&xml_path, xml.replace("<width>96</width>", "").replace("<height>96</height>", "")).unwrap();
+    let eval = |out: &str| {
+        let (ok, stdout, stderr) = run(&[
+            "detect",
+            "eval",
+            "--detections",
+            path_str(&results),
+            "--data",
+            path_str(&root),
+            "--labels",
+            path_str(&labels),
+            "--split",
+            "test",
+            "--json",
+            "--out",
+            path_str(&dir.path().join(out)),
+        ]);
+        assert!(ok, "{stderr}");
+        (serde_json::from_str::<serde_json::Value>(&stdout).unwrap(), stderr)
+    };
+    let (with_images, stderr) = eval("with");
+    assert!(stderr.contains(&format!("{}.xml", ids[0])) && stderr.contains("96x96"), "size from the image: {stderr}");
+    std::fs::remove_dir_all(root.join("JPEGImages")).unwrap();
+    let (without, stderr) = eval("without");
+    assert!(stderr.contains("no image"), "{stderr}");
+    assert_eq!(with_images["map"], without["map"]);
+    assert_eq!(with_images["classes"], without["classes"]);
+    for (c, class) in without["classes"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(class["num_gt"], num_gt[c], "{class}");
+        if num_gt[c] > 0 {
+            assert!((class["ap"].as_f64().unwrap() - 1.0).abs() < 1e-6, "{class}");
+        }
+    }
+}
+
 /// A synthetic VOC copy with three planted problems: malformed XML, a listed image whose JPEG is missing,
 /// and a box outside its image.
 fn broken_voc(dir: &Path) -> (PathBuf, PathBuf) {

@@ -4,6 +4,16 @@
 //! the `image` crate; resizing always uses the same antialiased bilinear filter (PIL's "bilinear", as
 //! torchvision's `Resize` on PIL images), so both builds preprocess identically.
 //! Every failure is an error naming the file; nothing here panics on bad input.
+//!
+//! EXIF orientation is applied by both decoders: an image is what a viewer displays, a JPEG whose EXIF
+//! says "rotate 90° clockwise" comes out rotated, with width and height swapped, and [`image_size`] (the
+//! header-only size read) gives the same displayed size. VOC boxes are read in that frame: the frame of
+//! CVAT (which applies EXIF orientation since its 2022 release, cvat-ai/cvat#4529 and #7162), of web-based
+//! tools (browsers display images EXIF-rotated), of OpenCV's `imread` and of Roboflow exports (auto-orient
+//! rotates the pixels and drops the tag). labelImg does not apply it (Qt's `QImage` without
+//! `autoTransform`, HumanSignal/labelImg#198, #342, #376): its boxes on a rotated JPEG are in the stored
+//! frame; `skipblock data check` reports such images as a size mismatch when the rotation is by 90°
+//! (the annotation's size is the stored one), and `exiftran -ai` fixes the files.
 
 use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
@@ -88,10 +98,29 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     decode_backend(bytes)
 }
 
+/// The displayed size of an image file, `(width, height)`, from its header alone (no pixel decoding): the
+/// stored size, swapped when the EXIF orientation turns the image by 90°, as [`read_image`] returns it.
+pub fn image_size(path: &Path) -> Result<(u32, u32)> {
+    let size = || -> image::ImageResult<(u32, u32)> {
+        let mut decoder = image::ImageReader::open(path)?.with_guessed_format()?.into_decoder()?;
+        let (w, h) = image::ImageDecoder::dimensions(&decoder);
+        let orientation = image::ImageDecoder::orientation(&mut decoder)?;
+        Ok(if swaps_sides(orientation) { (h, w) } else { (w, h) })
+    };
+    size().with_context(|| format!("cannot read the header of image '{}'", path.display()))
+}
+
+/// Whether an orientation turns the image by 90° (width and height swap).
+fn swaps_sides(orientation: image::metadata::Orientation) -> bool {
+    use image::metadata::Orientation::*;
+    matches!(orientation, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH)
+}
+
 #[cfg(feature = "opencv")]
 fn decode_backend(bytes: &[u8]) -> Result<RgbImage> {
     use opencv::{core, imgcodecs, imgproc, prelude::*};
     let buf = core::Vector::<u8>::from_slice(bytes);
+    // IMREAD_COLOR applies the EXIF orientation (IMREAD_IGNORE_ORIENTATION is not set), as the other build.
     let bgr = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR).map_err(|e| anyhow!("{e}"))?;
     if bgr.empty() || bgr.rows() <= 0 || bgr.cols() <= 0 {
         bail!("not a readable image (corrupt or unsupported format)");
@@ -105,7 +134,15 @@ fn decode_backend(bytes: &[u8]) -> Result<RgbImage> {
 
 #[cfg(not(feature = "opencv"))]
 fn decode_backend(bytes: &[u8]) -> Result<RgbImage> {
-    let img = image::load_from_memory(bytes).map_err(|e| anyhow!("{e}"))?;
+    let decode = || -> image::ImageResult<image::DynamicImage> {
+        let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+        let mut decoder = reader.into_decoder()?;
+        let orientation = image::ImageDecoder::orientation(&mut decoder)?;
+        let mut img = image::DynamicImage::from_decoder(decoder)?;
+        img.apply_orientation(orientation);
+        Ok(img)
+    };
+    let img = decode().map_err(|e| anyhow!("{e}"))?;
     Ok(RgbImage::from_image_crate(img.to_rgb8()))
 }
 
@@ -197,6 +234,26 @@ pub fn from_tensor(t: &Tensor) -> Result<RgbImage> {
     RgbImage::new(size[2] as u32, size[1] as u32, data)
 }
 
+/// (Tests) `img` as a JPEG carrying an EXIF APP1 segment whose only tag is `orientation` (1–8), placed after
+/// the encoder's JFIF APP0 segment as cameras write it.
+#[cfg(test)]
+pub(crate) fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8> {
+    let jpeg = encode_image(img, Path::new("x.jpg")).unwrap();
+    assert_eq!(&jpeg[..2], b"\xff\xd8");
+    // Big-endian TIFF header, one IFD with one entry: tag 0x0112 (Orientation), type SHORT, count 1.
+    let mut payload = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+    payload.extend_from_slice(&orientation.to_be_bytes());
+    payload.extend_from_slice(&[0; 6]); // value padding, then "no next IFD"
+    let app0 = if jpeg[2..4] == [0xff, 0xe0] { 2 + u16::from_be_bytes([jpeg[4], jpeg[5]]) as usize } else { 0 };
+    let split = 2 + app0;
+    let mut out = jpeg[..split].to_vec();
+    out.extend_from_slice(&[0xff, 0xe1]);
+    out.extend_from_slice(&(payload.len() as u16 + 2).to_be_bytes());
+    out.extend(payload);
+    out.extend_from_slice(&jpeg[split..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +308,51 @@ mod tests {
         assert!(err.contains("missing.jpg"), "{err}");
         let err = format!("{:#}", write_image(&dir.path().join("x.gifx"), &gradient(2, 2)).unwrap_err());
         assert!(err.contains("x.gifx"), "{err}");
+    }
+
+    /// The same test runs in both builds (OpenCV's `imdecode` in the default one, the `image` crate in
+    /// the headless one) with the same expected values: EXIF's definition of each orientation.
+    #[test]
+    fn exif_orientation_is_applied_and_the_header_size_agrees() {
+        let (w, h) = (48u32, 32u32);
+        let colour = |x: u32, y: u32| match (x >= w / 2, y >= h / 2) {
+            (false, false) => [220u8, 30, 30],
+            (true, false) => [30, 200, 30],
+            (false, true) => [30, 30, 220],
+            (true, true) => [230, 220, 40],
+        };
+        let data = (0..h).flat_map(|y| (0..w).flat_map(move |x| colour(x, y))).collect();
+        let img = RgbImage::new(w, h, data).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for orientation in 1..=8u16 {
+            // The stored pixel a viewer shows at (x, y).
+            let stored = |x: u32, y: u32| match orientation {
+                1 => (x, y),
+                2 => (w - 1 - x, y),
+                3 => (w - 1 - x, h - 1 - y),
+                4 => (x, h - 1 - y),
+                5 => (y, x),
+                6 => (y, h - 1 - x),
+                7 => (w - 1 - y, h - 1 - x),
+                _ => (w - 1 - y, x),
+            };
+            let (dw, dh) = if orientation >= 5 { (h, w) } else { (w, h) };
+            let path = dir.path().join(format!("o{orientation}.jpg"));
+            std::fs::write(&path, jpeg_with_orientation(&img, orientation)).unwrap();
+            let shown = read_image(&path).unwrap();
+            let what = format!("orientation {orientation}, {} decoder", backend());
+            assert_eq!((shown.width, shown.height), (dw, dh), "{what}");
+            assert_eq!(image_size(&path).unwrap(), (dw, dh), "header size, {what}");
+            for (fx, fy) in [(1, 1), (3, 1), (1, 3), (3, 3)] {
+                let (x, y) = (dw * fx / 4, dh * fy / 4);
+                let (sx, sy) = stored(x, y);
+                let (got, want) = (shown.pixel(x, y), colour(sx, sy));
+                let diff = got.iter().zip(want).map(|(a, b)| (*a as i32 - b as i32).abs()).max().unwrap();
+                assert!(diff < 30, "{what}: pixel ({x}, {y}) is {got:?}, expected {want:?}");
+            }
+        }
+        let err = format!("{:#}", image_size(&dir.path().join("gone.jpg")).unwrap_err());
+        assert!(err.contains("gone.jpg"), "{err}");
     }
 
     #[test]

@@ -280,8 +280,10 @@ mod tests {
             aspect_ratios: vec![vec![], vec![]],
             ..PriorConfig::default()
         };
-        let boxes =
-            [GtBox { bbox: BBox::new(0.5, 0.0, 1.0, 0.5), class: 0 }, GtBox { bbox: BBox::new(0.0, 0.0, 1.0, 1.0), class: 0 }];
+        let boxes = [
+            GtBox { bbox: BBox::new(0.5, 0.0, 1.0, 0.5), class: 0 },
+            GtBox { bbox: BBox::new(0.0, 0.0, 1.0, 1.0), class: 0 },
+        ];
         let c = coverage(&cfg, &boxes, &["x".to_string()], 0.5).unwrap();
         assert_eq!(c.per_map.iter().map(|r| r.boxes).collect::<Vec<_>>(), vec![1, 1]);
         assert_eq!(c.all.covered, 2);

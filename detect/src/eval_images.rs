@@ -90,7 +90,8 @@ mod tests {
     #[test]
     fn the_curves_and_the_first_image_with_its_detections() {
         let dir = tempfile::tempdir().unwrap();
-        let s = generate(dir.path(), SynthVocOptions { train: 2, test: 2, seed: 4, size: 96, ..Default::default() }).unwrap();
+        let s = generate(dir.path(), SynthVocOptions { train: 2, test: 2, seed: 4, size: 96, ..Default::default() })
+            .unwrap();
         let (voc, _) = VocDataset::open(std::slice::from_ref(&s.root), "test", &s.classes, true).unwrap();
         // Every ground truth detected (scores 0.9, 0.89, …), a weak detection and, beyond the number
         // drawn, confident ones on image 0.

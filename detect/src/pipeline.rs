@@ -11,7 +11,7 @@ use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::{Loss, LossKind};
 use skipblock_core::train::{fit, FitSummary, Monitor, RunSettings};
 use skipblock_core::{config, ui, Task};
-use skipblock_data::voc::{self, DetDataset, VocDataset};
+use skipblock_data::voc::{self, DetDataset, ImageFiles, VocDataset};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tch::nn::VarStore;
@@ -37,13 +37,26 @@ pub fn classes_of(recipe: &DetectRecipe, labels: Option<&PathBuf>) -> Result<Vec
 /// Opens a split, printing each data problem as a warning (or failing with `strict`).
 pub fn open_split(roots: &[PathBuf], split: &str, classes: &[String], strict: bool) -> Result<VocDataset> {
     let (data, problems) = VocDataset::open(roots, split, classes, strict)?;
+    warn_problems(&problems);
+    Ok(data)
+}
+
+/// Opens the ground truth of a split from its annotations alone (scoring result files): the images need
+/// not be present. Problems are printed as in [`open_split`].
+pub fn open_annotations(roots: &[PathBuf], split: &str, classes: &[String], strict: bool) -> Result<VocDataset> {
+    let (data, problems) = VocDataset::open_with(roots, split, classes, strict, ImageFiles::Optional)?;
+    warn_problems(&problems);
+    Ok(data)
+}
+
+/// Prints the first 20 problems as warnings, then how many more there are.
+fn warn_problems(problems: &[voc::Problem]) {
     for p in problems.iter().take(20) {
         ui::warn(p.to_string());
     }
     if problems.len() > 20 {
         ui::warn(format!("… and {} more problems (see `skipblock data check`)", problems.len() - 20));
     }
-    Ok(data)
 }
 
 /// The priors training uses: fitted to the training boxes when `ssd.priors.auto`, else the recipe's, whose

@@ -1,16 +1,17 @@
-//! `skipblock data …`: synthetic datasets in the real layouts, and checking a VOC dataset.
+//! `skipblock data …`: synthetic datasets in the real layouts, checking a VOC dataset and writing its
+//! split lists.
 
 use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
 use serde::Serialize;
 use skipblock_core::{config, ui};
-use skipblock_detect::coverage::{coverage, training_boxes, Coverage};
-use skipblock_detect::prior_fit::{fit_priors, PriorFit};
-use skipblock_detect::{DetectRecipe, Ssd};
-use clap::{Args, Subcommand};
 use skipblock_data::classification::Layout;
 use skipblock_data::synth_cls::{self, SynthClsOptions};
 use skipblock_data::synth_voc::{self, SynthVocOptions};
 use skipblock_data::voc;
+use skipblock_detect::coverage::{coverage, training_boxes, Coverage};
+use skipblock_detect::prior_fit::{fit_priors, PriorFit};
+use skipblock_detect::{DetectRecipe, Ssd};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
@@ -22,6 +23,8 @@ pub enum DataCommand {
     /// Check a VOC dataset: classes (read off the annotations without --labels), counts per class and
     /// split, object sizes, problems grouped by kind, and with --config the detector's prior coverage.
     Check(CheckArgs),
+    /// Write ImageSets/Main/{train,val,trainval,test}.txt for a VOC export without split lists.
+    Split(SplitArgs),
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +105,25 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+#[derive(Args, Debug)]
+pub struct SplitArgs {
+    /// VOC root (a folder with Annotations/ and JPEGImages/); only ids with both their XML and image count.
+    #[arg(long = "voc")]
+    pub root: PathBuf,
+    /// Fraction of the images for val (trainval = train + val).
+    #[arg(long, default_value_t = 0.1)]
+    pub val: f64,
+    /// Fraction of the images for test.
+    #[arg(long, default_value_t = 0.1)]
+    pub test: f64,
+    /// Seed of the random split: the same seed gives the same lists.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Overwrite existing split lists (without it an existing list is an error).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// The class list: `--labels FILE` or VOC's 20 classes.
 pub fn class_list(labels: Option<&std::path::Path>) -> Result<Vec<String>> {
     match labels {
@@ -149,6 +171,22 @@ pub fn run(command: &DataCommand) -> Result<()> {
             );
         }
         DataCommand::Check(a) => check(a)?,
+        DataCommand::Split(a) => {
+            let opts = voc::SplitOptions { val: a.val, test: a.test, seed: a.seed, force: a.force };
+            let s = voc::write_splits(&a.root, &opts)?;
+            println!(
+                "{}: {} train, {} val ({} trainval), {} test images in {}",
+                a.root.display(),
+                s.train,
+                s.val,
+                s.train + s.val,
+                s.test,
+                a.root.join("ImageSets/Main").display()
+            );
+            if s.without_image > 0 {
+                skipblock_core::ui::warn(format!("{} annotations without their image left out", s.without_image));
+            }
+        }
     }
     Ok(())
 }
@@ -205,7 +243,8 @@ fn check(a: &CheckArgs) -> Result<()> {
         println!("\nreport.json and {SIZES_PICTURE} in {}", a.out.display());
     }
     if !report.is_ok() {
-        bail!("{} problem(s) found", report.problems.len());
+        let errors = report.problems.iter().filter(|p| !p.kind.is_warning()).count();
+        bail!("{errors} problem(s) found");
     }
     Ok(())
 }

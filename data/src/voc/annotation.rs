@@ -8,9 +8,13 @@
 //! `occluded`, `actions`, `point` and the `part`s of VOC's person layout — a `part` has its own `name` and
 //! `bndbox`, which are never mistaken for the object's because only direct children of `object` are read.
 //!
-//! Coordinates are parsed as `f32` ("12" and "12.0" both read as 12) and left in VOC's 1-based
-//! inclusive convention here; the dataset converts them with `BBox::from_voc`. Errors name the file and,
-//! for a bad object, its number (1-based, in file order) and class name.
+//! Coordinates are parsed as `f32` ("12", "12.0" and "12.5" all read) and left in VOC's 1-based
+//! inclusive convention here; the dataset converts them with `BBox::from_voc` and checks them against
+//! the image. Reading is tolerant of what annotation tools get wrong: an object that cannot be read
+//! (no `<name>`, a missing or garbled `<bndbox>`, a coordinate that is not a number) is left out of
+//! [`VocAnnotation::objects`] and listed in [`VocAnnotation::skipped`] with its number (1-based, in file
+//! order) and the reason; a `<size>` that is missing, not a number or zero reads as 0 × 0 ("unknown", the
+//! dataset then takes the image's). Only XML that cannot be parsed at all is an error, naming the file.
 //!
 //! The writer gives what the reader reads back: text is XML-escaped, numbers are written the way VOC
 //! writes them (`12` for an integral value, `12.5` otherwise, always the shortest form that reads back
@@ -58,11 +62,22 @@ pub struct VocAnnotation {
     /// The `segmented` field: whether the image has a segmentation mask (false when absent).
     pub segmented: bool,
     pub objects: Vec<VocObject>,
+    /// Objects that could not be read, in file order (never written back).
+    pub skipped: Vec<SkippedObject>,
+}
+
+/// An `<object>` left out by the reader: its number (1-based, in file order, counting every object), its
+/// `<name>` (empty when absent) and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SkippedObject {
+    pub number: usize,
+    pub name: String,
+    pub reason: String,
 }
 
 impl VocAnnotation {
     /// An annotation of the `width`×`height` RGB image `filename` with no objects; `folder` and `database`
-    /// empty, not segmented.
+    /// empty, not segmented. A size of 0 means unknown (as read from a file without a usable `<size>`).
     pub fn new(filename: impl Into<String>, width: u32, height: u32) -> Self {
         VocAnnotation {
             folder: String::new(),
@@ -73,7 +88,13 @@ impl VocAnnotation {
             depth: 3,
             segmented: false,
             objects: Vec::new(),
+            skipped: Vec::new(),
         }
+    }
+
+    /// Whether `<size>` gave the image's width and height (else both are 0).
+    pub fn has_size(&self) -> bool {
+        self.width > 0 && self.height > 0
     }
 
     /// The annotation as a PASCAL VOC XML document (tab-indented, newline-terminated), in VOC's element
@@ -168,27 +189,32 @@ struct PartialObject {
 const COORDS: [&str; 4] = ["xmin", "ymin", "xmax", "ymax"];
 
 impl PartialObject {
-    fn finish(self, number: usize) -> Result<VocObject> {
+    /// The object, or why it cannot be used (the message names the field at fault).
+    fn finish(self, number: usize) -> std::result::Result<VocObject, SkippedObject> {
         let name = self.name.unwrap_or_default();
-        let what = || format!("object #{number} '{name}'");
+        let skip = |reason: String| SkippedObject { number, name: name.clone(), reason };
         if name.is_empty() {
-            bail!("{}: missing <name>", what());
+            return Err(skip("missing <name>".into()));
+        }
+        if self.coords.iter().all(Option::is_none) {
+            return Err(skip("missing <bndbox>".into()));
         }
         let mut bndbox = [0f32; 4];
         for (k, value) in self.coords.iter().enumerate() {
-            let value = value.as_deref().ok_or_else(|| anyhow!("{}: missing <bndbox>/<{}>", what(), COORDS[k]))?;
-            bndbox[k] = value
-                .parse::<f32>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| anyhow!("{}: <bndbox>/<{}> '{value}' is not a number", what(), COORDS[k]))?;
+            let Some(value) = value.as_deref() else {
+                return Err(skip(format!("missing <bndbox>/<{}>", COORDS[k])));
+            };
+            match value.parse::<f32>().ok().filter(|v| v.is_finite()) {
+                Some(v) => bndbox[k] = v,
+                None => return Err(skip(format!("<bndbox>/<{}> '{value}' is not a number", COORDS[k]))),
+            }
         }
-        let flag = |field: &str, value: Option<String>| -> Result<bool> {
+        let flag = |field: &str, value: Option<String>| -> std::result::Result<bool, SkippedObject> {
             match value.as_deref() {
                 None | Some("") => Ok(false),
                 Some(v) => match v.parse::<f32>() {
                     Ok(x) => Ok(x != 0.0),
-                    Err(_) => bail!("{}: <{field}> '{v}' is not 0 or 1", what()),
+                    Err(_) => Err(skip(format!("<{field}> '{v}' is not 0 or 1"))),
                 },
             }
         };
@@ -211,6 +237,7 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
     let mut saw_root = false;
     let mut header = Header::default();
     let mut objects = Vec::new();
+    let mut skipped = Vec::new();
     let mut current: Option<PartialObject> = None;
     loop {
         let event = reader
@@ -236,7 +263,10 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
             Event::End(_) => {
                 if path.len() == 2 && path[1] == "object" {
                     let object = current.take().expect("an <object> is open while its end tag is read");
-                    objects.push(object.finish(objects.len() + 1)?);
+                    match object.finish(objects.len() + skipped.len() + 1) {
+                        Ok(o) => objects.push(o),
+                        Err(s) => skipped.push(s),
+                    }
                 }
                 path.pop();
             }
@@ -262,16 +292,14 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
     if let Some(open) = path.last() {
         bail!("malformed XML: the file ends inside <{open}>");
     }
-    let size_field = |field: &str, value: Option<String>| -> Result<u32> {
-        let value = value.ok_or_else(|| anyhow!("missing <size>/<{field}>"))?;
-        let v = value.parse::<f32>().map_err(|_| anyhow!("<size>/<{field}> '{value}' is not a number"))?;
-        if !(v >= 1.0 && v.is_finite()) {
-            bail!("<size>/<{field}> is {value}: the image size must be positive");
-        }
-        Ok(v as u32)
+    // Missing, garbled or zero: unknown (0), for the dataset to take from the image.
+    let size_field = |value: Option<String>| -> u32 {
+        value.and_then(|v| v.parse::<f32>().ok()).filter(|v| *v >= 1.0 && v.is_finite()).map_or(0, |v| v as u32)
     };
-    let width = size_field("width", header.width)?;
-    let height = size_field("height", header.height)?;
+    let (mut width, mut height) = (size_field(header.width), size_field(header.height));
+    if width == 0 || height == 0 {
+        (width, height) = (0, 0);
+    }
     let depth = header.depth.and_then(|d| d.parse::<f32>().ok()).map_or(3, |d| d as u32);
     let segmented = header.segmented.and_then(|d| d.parse::<f32>().ok()).is_some_and(|d| d != 0.0);
     Ok(VocAnnotation {
@@ -283,6 +311,7 @@ pub fn parse_annotation(xml: &str) -> Result<VocAnnotation> {
         depth,
         segmented,
         objects,
+        skipped,
     })
 }
 
@@ -390,18 +419,55 @@ mod tests {
         let err = |xml: &str| format!("{:#}", parse_annotation(xml).unwrap_err());
         let e = err("<annotation><size><width>5</width><height>5</height></size><object><name>cat</name></annotation>");
         assert!(e.contains("malformed XML"), "{e}");
-        let e = err("<annotation><filename>a.jpg</filename></annotation>");
-        assert!(e.contains("missing <size>/<width>"), "{e}");
-        let e = err("<annotation><size><width>5</width><height>5</height></size>\
-                     <object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object>\
-                     <object><name>dog</name><bndbox><xmin>1</xmin><ymin>x1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object></annotation>");
-        assert!(e.contains("object #2 'dog'") && e.contains("<ymin> 'x1' is not a number"), "{e}");
-        let e = err("<annotation><size><width>5</width><height>5</height></size>\
-                     <object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax></bndbox></object></annotation>");
-        assert!(e.contains("object #1 'cat': missing <bndbox>/<ymax>"), "{e}");
         let e = err("<annotation><size><width>5</width>");
         assert!(e.contains("malformed XML"), "{e}");
         assert!(err("").contains("no <annotation>"));
+    }
+
+    #[test]
+    fn unreadable_objects_are_skipped_with_their_number_and_reason() {
+        let a = parse_annotation(
+            "<annotation><size><width>50</width><height>40</height></size>\
+             <object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object>\
+             <object><name>dog</name><bndbox><xmin>1</xmin><ymin>x1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object>\
+             <object><name>cat</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax></bndbox></object>\
+             <object><name>bird</name></object>\
+             <object><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object>\
+             <object><name>cow</name><difficult>maybe</difficult>\
+             <bndbox><xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object>\
+             <object><name>dog</name><bndbox><xmin>12.5</xmin><ymin>1</ymin><xmax>30.25</xmax><ymax>3</ymax></bndbox></object>\
+             </annotation>",
+        )
+        .unwrap();
+        let kept: Vec<(&str, [f32; 4])> = a.objects.iter().map(|o| (o.name.as_str(), o.bndbox)).collect();
+        assert_eq!(kept, vec![("cat", [1.0, 1.0, 3.0, 3.0]), ("dog", [12.5, 1.0, 30.25, 3.0])]);
+        let skipped: Vec<(usize, &str, &str)> =
+            a.skipped.iter().map(|s| (s.number, s.name.as_str(), s.reason.as_str())).collect();
+        assert_eq!(
+            skipped,
+            vec![
+                (2, "dog", "<bndbox>/<ymin> 'x1' is not a number"),
+                (3, "cat", "missing <bndbox>/<ymax>"),
+                (4, "bird", "missing <bndbox>"),
+                (5, "", "missing <name>"),
+                (6, "cow", "<difficult> 'maybe' is not 0 or 1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_garbled_or_zero_size_reads_as_unknown() {
+        for size in [
+            "",
+            "<size><width>0</width><height>0</height></size>",
+            "<size><width>50</width></size>",
+            "<size><width>abc</width><height>40</height></size>",
+        ] {
+            let a = parse_annotation(&format!("<annotation><filename>a.jpg</filename>{size}</annotation>")).unwrap();
+            assert_eq!((a.width, a.height, a.has_size()), (0, 0, false), "{size}");
+        }
+        let a = parse_annotation("<annotation><size><width>50</width><height>40.0</height></size></annotation>");
+        assert!(a.unwrap().has_size());
     }
 
     /// An annotation using every field the writer emits: escaped text, flags, fractional coordinates.

@@ -3,7 +3,7 @@
 //! and its size compared with the annotation's.
 
 use super::annotation::read_annotation;
-use super::dataset::{load_record, read_split, split_file, Problem, ProblemKind, VocRecord};
+use super::dataset::{load_record, read_split, split_file, ImageFiles, Problem, ProblemKind, VocRecord};
 use super::sizes::{object_sizes, ClassSizes};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
@@ -63,9 +63,9 @@ pub struct ProblemGroup {
 pub const EXAMPLES_PER_KIND: usize = 3;
 
 impl CheckReport {
-    /// True when no problem was found.
+    /// True when no problem was found but warnings (corrected data: [`ProblemKind::is_warning`]).
     pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
+        self.problems.iter().all(|p| p.kind.is_warning())
     }
 
     /// The problems grouped by kind, kinds in the order first met, each with its first
@@ -121,7 +121,10 @@ impl CheckReport {
             }
         }
         if !self.sizes.is_empty() {
-            let _ = writeln!(out, "\nobject sizes, √(w·h): pixels | share of the image side  (5th / 50th / 95th percentile)");
+            let _ = writeln!(
+                out,
+                "\nobject sizes, √(w·h): pixels | share of the image side  (5th / 50th / 95th percentile)"
+            );
             let width = width.max(3);
             for c in &self.sizes {
                 let (p, f) = (&c.pixels, &c.fraction);
@@ -148,9 +151,12 @@ impl CheckReport {
             }
         } else {
             let groups = self.problem_groups();
-            let _ = writeln!(out, "\n{} problems of {} kinds:", self.problems.len(), groups.len());
+            let warnings = self.problems.iter().filter(|p| p.kind.is_warning()).count();
+            let corrected = if warnings > 0 { format!(" ({warnings} corrected: warnings)") } else { String::new() };
+            let _ = writeln!(out, "\n{} problems{corrected} of {} kinds:", self.problems.len(), groups.len());
             for g in &groups {
-                let _ = writeln!(out, "  {} × {}", g.count, g.kind.describe());
+                let note = if g.kind.is_warning() { " (corrected, warning)" } else { "" };
+                let _ = writeln!(out, "  {} × {}{note}", g.count, g.kind.describe());
                 for p in &g.examples {
                     let _ = writeln!(out, "    {p}");
                 }
@@ -241,7 +247,7 @@ pub fn check(roots: &[PathBuf], splits: &[String], classes: &[String]) -> CheckR
             report.listed += ids.len();
             for id in ids {
                 let mut found = Vec::new();
-                let Some(record) = load_record(root, &id, classes, &mut found) else {
+                let Some(record) = load_record(root, &id, classes, ImageFiles::Required, &mut found) else {
                     problems.extend(found);
                     continue;
                 };
@@ -282,14 +288,21 @@ pub fn check(roots: &[PathBuf], splits: &[String], classes: &[String]) -> CheckR
     report
 }
 
-/// A problem with the image file itself: unreadable header, or a size other than the annotation's.
+/// A problem with the image file itself: unreadable header, or a size other than the annotation's. The
+/// size is the displayed one (EXIF orientation applied, as the decoders do); an annotation giving the
+/// stored size of a 90°-rotated JPEG was made in a tool that ignores the orientation (labelImg).
 fn image_problem(image: &Path, width: u32, height: u32) -> Option<Problem> {
-    let dims = image::ImageReader::open(image)
-        .and_then(|r| r.with_guessed_format())
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.into_dimensions().map_err(|e| e.to_string()));
-    match dims {
-        Err(e) => Some(Problem::file(ProblemKind::BadImage, image, format!("cannot read the image header: {e}"))),
+    match crate::image_io::image_size(image) {
+        Err(e) => Some(Problem::file(ProblemKind::BadImage, image, format!("{:#}", e.root_cause()))),
+        Ok((w, h)) if w != h && (w, h) == (height, width) => Some(Problem::file(
+            ProblemKind::BadImage,
+            image,
+            format!(
+                "image is {w}x{h} as displayed (EXIF orientation applied) but its annotation says {width}x{height}: \
+                 if the JPEG has a 90° EXIF orientation it was annotated unrotated (labelImg ignores EXIF); \
+                 `exiftran -ai` turns the file"
+            ),
+        )),
         Ok((w, h)) if (w, h) != (width, height) => Some(Problem::file(
             ProblemKind::BadImage,
             image,

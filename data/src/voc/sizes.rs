@@ -122,11 +122,8 @@ pub fn histogram<'a>(records: impl IntoIterator<Item = &'a VocRecord>, classes: 
         if total == 0 {
             continue;
         }
-        let points: Vec<(f64, f64)> = row
-            .iter()
-            .enumerate()
-            .map(|(b, &n)| ((edges[b] * edges[b + 1]).sqrt(), n as f64 / total as f64))
-            .collect();
+        let points: Vec<(f64, f64)> =
+            row.iter().enumerate().map(|(b, &n)| ((edges[b] * edges[b + 1]).sqrt(), n as f64 / total as f64)).collect();
         top = points.iter().fold(top, |m, p| m.max(p.1));
         let all = c == classes.len();
         let (name, color, width) = match all {
@@ -143,7 +140,11 @@ pub fn histogram<'a>(records: impl IntoIterator<Item = &'a VocRecord>, classes: 
 }
 
 /// Renders [`histogram`] to a PNG file.
-pub fn save_histogram<'a>(records: impl IntoIterator<Item = &'a VocRecord>, classes: &[String], path: &Path) -> Result<()> {
+pub fn save_histogram<'a>(
+    records: impl IntoIterator<Item = &'a VocRecord>,
+    classes: &[String],
+    path: &Path,
+) -> Result<()> {
     histogram(records, classes).save(path, 900, 520)
 }
 

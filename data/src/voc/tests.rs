@@ -107,36 +107,214 @@ fn missing_files_and_malformed_xml_skip_the_image_or_fail_when_strict() {
 }
 
 #[test]
-fn bad_boxes_and_unknown_classes_drop_the_object() {
+fn bad_objects_are_skipped_and_boxes_a_little_outside_are_clipped() {
     let dir = tempfile::tempdir().unwrap();
     let objects = [
         ("dog", [5, 5, 20, 20], false),
         ("dog", [30, 5, 10, 20], false),  // xmin > xmax
-        ("dog", [10, 10, 70, 20], false), // beyond the width by more than a pixel
+        ("dog", [10, 10, 70, 20], false), // beyond the width by 6 pixels (tolerance 2): skipped
         ("unicorn", [5, 5, 20, 20], false),
-        ("dog", [0, 5, 20, 20], false), // below 1
-        ("dog", [1, 1, 65, 49], false), // one pixel over: tolerated, clipped
+        ("dog", [0, 5, 20, 20], false),   // 0-based xmin: one pixel out, clipped
+        ("dog", [1, 1, 65, 49], false),   // one pixel over on the right and bottom: clipped
+        ("dog", [7, 7, 9001, 9], false),  // garbled xmax below
+        ("dog", [7, 7, 9, 9002], false),  // missing ymax below
+        ("dog", [65, 10, 66, 20], false), // within the tolerance but empty once clipped
+        ("cat", [-1, 45, 30, 50], false), // two pixels out on the left and bottom: clipped
     ];
-    let r = root(dir.path(), "VOC2012", "val", &[("img7", Some(xml(64, 48, &objects)), true)]);
+    let text = xml(64, 48, &objects)
+        .replace("<xmax>9001</xmax>", "<xmax>12px</xmax>")
+        .replace("<ymax>9002</ymax>", "")
+        .replace(
+            "<xmin>5</xmin>\n\t\t\t<ymin>5</ymin>\n\t\t\t<xmax>20</xmax>",
+            "<xmin>5.5</xmin>\n\t\t\t<ymin>5</ymin>\n\t\t\t<xmax>20.25</xmax>",
+        );
+    assert!(text.contains("<xmin>5.5</xmin>"), "float coordinates written: {text}");
+    let r = root(dir.path(), "VOC2012", "val", &[("img7", Some(text), true)]);
     let dogs = classes(&["cat", "dog"]);
     let (ds, problems) = VocDataset::open(std::slice::from_ref(&r), "val", &dogs, false).unwrap();
     let kept: Vec<BBox> = ds.records[0].objects.iter().map(|o| o.bbox).collect();
-    assert_eq!(kept, vec![BBox::new(4.0, 4.0, 20.0, 20.0), BBox::new(0.0, 0.0, 64.0, 48.0)]);
+    assert_eq!(
+        kept,
+        vec![
+            BBox::new(4.5, 4.0, 20.25, 20.0),
+            BBox::new(0.0, 4.0, 20.0, 20.0),
+            BBox::new(0.0, 0.0, 64.0, 48.0),
+            BBox::new(0.0, 44.0, 30.0, 48.0),
+        ]
+    );
     let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(
         problems.iter().map(|p| (p.kind, p.object)).collect::<Vec<_>>(),
         vec![
+            (ProblemKind::BadObject, Some(7)),
+            (ProblemKind::BadObject, Some(8)),
             (ProblemKind::InvalidBox, Some(2)),
             (ProblemKind::OutsideImage, Some(3)),
             (ProblemKind::UnknownClass, Some(4)),
-            (ProblemKind::OutsideImage, Some(5)),
-        ]
+            (ProblemKind::ClippedBox, Some(5)),
+            (ProblemKind::ClippedBox, Some(6)),
+            (ProblemKind::InvalidBox, Some(9)),
+            (ProblemKind::ClippedBox, Some(10)),
+        ],
+        "{text:#?}"
     );
     assert!(text.iter().all(|t| t.contains("img7.xml")), "{text:?}");
-    assert!(text[0].contains("object #2 'dog'") && text[0].contains("xmin 30"), "{}", text[0]);
-    assert!(text[2].contains("object #4 'unicorn'") && text[2].contains("unknown class"), "{}", text[2]);
+    assert!(text[0].contains("object #7 'dog'") && text[0].contains("<xmax> '12px' is not a number"), "{}", text[0]);
+    assert!(text[1].contains("object #8 'dog'") && text[1].contains("missing <bndbox>/<ymax>"), "{}", text[1]);
+    assert!(text[2].contains("object #2 'dog'") && text[2].contains("xmin 30"), "{}", text[2]);
+    assert!(text[4].contains("object #4 'unicorn'") && text[4].contains("unknown class"), "{}", text[4]);
+    assert!(text[5].contains("clipped to (1, 5, 20, 20)"), "{}", text[5]);
+    assert!(text[7].contains("empty once clipped"), "{}", text[7]);
+    let warnings: Vec<bool> = problems.iter().map(|p| p.kind.is_warning()).collect();
+    assert_eq!(warnings, [false, false, false, false, false, true, true, false, true]);
+    // strict: the first problem that drops data is the error.
     let err = format!("{:#}", VocDataset::open(&[r], "val", &dogs, true).unwrap_err());
-    assert!(err.contains("img7.xml") && err.contains("object #2"), "{err}");
+    assert!(err.contains("img7.xml") && err.contains("object #7"), "{err}");
+}
+
+#[test]
+fn warnings_alone_pass_strict_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let r =
+        root(dir.path(), "VOC2007", "trainval", &[("z", Some(xml(64, 48, &[("dog", [0, 0, 64, 48], false)])), true)]);
+    let (ds, problems) = VocDataset::open(std::slice::from_ref(&r), "trainval", &classes(&["dog"]), true).unwrap();
+    assert_eq!(ds.records[0].objects[0].bbox, BBox::new(0.0, 0.0, 64.0, 48.0));
+    assert_eq!(problems.iter().map(|p| p.kind).collect::<Vec<_>>(), vec![ProblemKind::ClippedBox]);
+    let report = check(&[r], &classes(&["trainval"]), &classes(&["dog"]));
+    assert!(report.is_ok() && report.problems.len() == 1, "{}", report.to_text(true));
+}
+
+#[test]
+fn a_missing_size_is_read_from_the_image_or_left_unknown_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_size = |objects: &[(&str, [i32; 4], bool)]| {
+        let text = xml(64, 48, objects);
+        let text = text.replace("<width>64</width>", "<width>0</width>");
+        text.replace("<height>48</height>", "")
+    };
+    let r = root(
+        dir.path(),
+        "VOC2007",
+        "test",
+        &[
+            ("sized", Some(no_size(&[("dog", [1, 1, 70, 20], false), ("dog", [2, 2, 66, 20], false)])), true),
+            ("absent", Some(no_size(&[("dog", [1, 1, 70, 20], false)])), false),
+            ("kept", Some(xml(64, 48, &[("dog", [3, 3, 9, 9], false)])), false),
+        ],
+    );
+    let dogs = classes(&["dog"]);
+    // With the images required, the JPEG's header gives 64x48 (the boxes are checked against it).
+    let (ds, problems) = VocDataset::open(std::slice::from_ref(&r), "test", &dogs, false).unwrap();
+    assert_eq!(ds.len(), 1);
+    let rec = &ds.records[0];
+    assert_eq!((rec.width, rec.height), (64, 48));
+    assert_eq!(rec.objects.iter().map(|o| o.bbox).collect::<Vec<_>>(), vec![BBox::new(1.0, 1.0, 64.0, 20.0)]);
+    let kinds: Vec<ProblemKind> = problems.iter().map(|p| p.kind).collect();
+    let expected = [
+        ProblemKind::MissingSize,
+        ProblemKind::OutsideImage,
+        ProblemKind::ClippedBox,
+        ProblemKind::MissingImage,
+        ProblemKind::MissingImage,
+    ];
+    assert_eq!(kinds, expected);
+    assert!(problems[0].to_string().contains("sized.xml") && problems[0].message.contains("64x48"), "{}", problems[0]);
+    // Annotations alone: absent images are no problem, an unknown size leaves the boxes as written.
+    let (ds, problems) = VocDataset::open_with(&[r], "test", &dogs, false, ImageFiles::Optional).unwrap();
+    let sizes: Vec<(&str, u32, u32)> = ds.records.iter().map(|r| (r.id.as_str(), r.width, r.height)).collect();
+    assert_eq!(sizes, vec![("sized", 64, 48), ("absent", 0, 0), ("kept", 64, 48)]);
+    assert_eq!(ds.records[1].objects[0].bbox, BBox::from_voc(1.0, 1.0, 70.0, 20.0));
+    assert_eq!(ds.records[2].objects[0].bbox, BBox::from_voc(3.0, 3.0, 9.0, 9.0));
+    let kinds: Vec<ProblemKind> = problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, [expected[0], expected[1], expected[2], ProblemKind::MissingSize]);
+    assert!(
+        problems[3].to_string().contains("absent.xml") && problems[3].message.contains("no image"),
+        "{}",
+        problems[3]
+    );
+}
+
+/// A phone photo stored 48x32 with EXIF orientation 6 (displayed 32x48): a missing size is the displayed
+/// one, an annotation in the displayed frame checks clean, one with the stored size (labelImg) is reported.
+#[test]
+fn sizes_are_taken_in_the_exif_rotated_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = root(
+        dir.path(),
+        "VOC2007",
+        "trainval",
+        &[
+            ("nosize", Some(xml(0, 0, &[("dog", [1, 30, 32, 48], false)])), false),
+            ("shown", Some(xml(32, 48, &[("dog", [1, 30, 32, 48], false)])), false),
+            ("stored", Some(xml(48, 32, &[("dog", [1, 1, 20, 20], false)])), false),
+        ],
+    );
+    let rotated = crate::image_io::jpeg_with_orientation(&RgbImage::filled(48, 32, [200, 100, 50]), 6);
+    std::fs::create_dir_all(r.join("JPEGImages")).unwrap();
+    for id in ["nosize", "shown", "stored"] {
+        std::fs::write(r.join(format!("JPEGImages/{id}.jpg")), &rotated).unwrap();
+    }
+    let (ds, problems) = VocDataset::open(std::slice::from_ref(&r), "trainval", &classes(&["dog"]), false).unwrap();
+    let sizes: Vec<(u32, u32)> = ds.records.iter().map(|r| (r.width, r.height)).collect();
+    assert_eq!(sizes, [(32, 48), (32, 48), (48, 32)]);
+    assert_eq!(ds.records[0].objects[0].bbox, BBox::new(0.0, 29.0, 32.0, 48.0), "kept whole, not clipped");
+    assert_eq!(problems.iter().map(|p| p.kind).collect::<Vec<_>>(), [ProblemKind::MissingSize]);
+    let report = check(&[r], &classes(&["trainval"]), &classes(&["dog"]));
+    let found: Vec<(ProblemKind, String)> =
+        report.problems.iter().map(|p| (p.kind, p.file.file_name().unwrap().to_string_lossy().into_owned())).collect();
+    let expected = [(ProblemKind::MissingSize, "nosize.xml".to_string()), (ProblemKind::BadImage, "stored.jpg".into())];
+    assert_eq!(found, expected, "{}", report.to_text(true));
+    assert!(report.problems[1].message.contains("32x48") && report.problems[1].message.contains("labelImg"));
+}
+
+/// The third-party dogs data with the faults exports have: a missing size, a 0-based box, a garbled
+/// coordinate, an object without a box, an unknown class.
+#[test]
+fn third_party_dogs_data_with_typical_export_faults() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("VOC2007");
+    for sub in ["Annotations", "JPEGImages", "ImageSets/Main"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+        for entry in std::fs::read_dir(dogs_voc().join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), root.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    let edit = |id: &str, from: &str, to: &str| {
+        let path = root.join(format!("Annotations/{id}.xml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{id}: {from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    edit("000001", "<width>500</width>", "<width>0</width>");
+    edit("000001", "<xmin>93</xmin>", "<xmin>0</xmin>");
+    edit("000002", "<xmin>", "<xmin>x");
+    edit("000003", "<bndbox>", "<box>");
+    edit("000003", "</bndbox>", "</box>");
+    edit("000004", "<name>dog</name>", "<name>Dog</name>");
+    let listed = std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap();
+    let report = check(std::slice::from_ref(&root), &classes(&["trainval", "test"]), &classes(&["dog"]));
+    let mut found: Vec<(ProblemKind, String)> =
+        report.problems.iter().map(|p| (p.kind, p.file.file_stem().unwrap().to_string_lossy().into_owned())).collect();
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            (ProblemKind::BadObject, "000002".to_string()),
+            (ProblemKind::BadObject, "000003".to_string()),
+            (ProblemKind::UnknownClass, "000004".to_string()),
+            (ProblemKind::ClippedBox, "000001".to_string()),
+            (ProblemKind::MissingSize, "000001".to_string()),
+        ],
+        "{}",
+        report.to_text(true)
+    );
+    let split = if listed.lines().any(|l| l.trim() == "000001") { 0 } else { 1 };
+    let (ds, _) =
+        VocDataset::open(std::slice::from_ref(&root), &report.splits[split].split, &classes(&["dog"]), false).unwrap();
+    let one = ds.records.iter().find(|r| r.id == "000001").unwrap();
+    assert_eq!((one.width, one.height), (500, 679), "the size from the JPEG header");
+    assert_eq!(one.objects[0].bbox, BBox::new(0.0, 139.0, 344.0, 551.0));
 }
 
 #[test]
@@ -306,7 +484,8 @@ fn synthetic_voc_round_trip() {
     }
     // A larger set has difficult and truncated objects.
     let big = tempfile::tempdir().unwrap();
-    let s = generate(big.path(), SynthVocOptions { train: 120, test: 0, seed: 1, size: 300, ..Default::default() }).unwrap();
+    let s = generate(big.path(), SynthVocOptions { train: 120, test: 0, seed: 1, size: 300, ..Default::default() })
+        .unwrap();
     assert!(s.difficult > 0 && s.truncated > 0, "{s:?}");
 }
 
@@ -316,7 +495,8 @@ fn synthetic_voc_round_trip() {
 #[ignore]
 fn det_get_throughput() {
     let dir = tempfile::tempdir().unwrap();
-    let s = generate(dir.path(), SynthVocOptions { train: 50, test: 0, seed: 0, size: 300, ..Default::default() }).unwrap();
+    let s =
+        generate(dir.path(), SynthVocOptions { train: 50, test: 0, seed: 0, size: 300, ..Default::default() }).unwrap();
     let (voc, _) = VocDataset::open(&[s.root], "trainval", &s.classes, true).unwrap();
     let ds = DetDataset::new(voc, 300, true);
     let start = std::time::Instant::now();

@@ -9,7 +9,7 @@ use clap::Args;
 use skipblock_core::{loader::LoaderConfig, ui};
 use skipblock_data::voc::DetDataset;
 use skipblock_detect::evaluator::{evaluate_split, ground_truths};
-use skipblock_detect::pipeline::open_split;
+use skipblock_detect::pipeline::{open_annotations, open_split};
 use skipblock_detect::postprocess::PostprocessConfig;
 use skipblock_detect::voc_map::confusion::{DEFAULT_CONF, DEFAULT_IOU};
 use skipblock_detect::voc_map::f1::f1_at;
@@ -26,7 +26,8 @@ pub struct EvalArgs {
     /// Detector checkpoint (from `detect train`).
     #[arg(long, conflicts_with = "detections", required_unless_present = "detections")]
     pub weights: Option<PathBuf>,
-    /// Evaluate result files (comp4_det_<split>_<class>.txt) from any detector instead.
+    /// Evaluate result files (comp4_det_<split>_<class>.txt) from any detector instead (needs only
+    /// Annotations/ and ImageSets/Main/, not the images).
     #[arg(long)]
     pub detections: Option<PathBuf>,
     /// VOC root(s) with the ground truth (repeatable).
@@ -142,7 +143,8 @@ fn score_and_report(a: &EvalArgs, gts: &[GroundTruth], records: &[DetectionRecor
 pub fn run(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
     if let Some(dir) = &a.detections {
         let classes = class_list(a.labels.as_deref())?;
-        let voc = open_split(&a.data, &a.split, &classes, a.strict)?;
+        // Annotations and split lists suffice: result files are scored without the images.
+        let voc = open_annotations(&a.data, &a.split, &classes, a.strict)?;
         let records = read_result_files(dir, &classes)?;
         let gts = ground_truths(&voc, usize::MAX);
         let result = mean_average_precision(&gts, &records, &classes, a.metric, a.iou)?;
