@@ -237,8 +237,10 @@ fn check(a: &CheckArgs) -> Result<()> {
         print!("{}", report.to_text(a.all));
         if let Some(p) = &output.prior_coverage {
             println!("\npriors of {} on split {}: {}", p.recipe.display(), p.split, p.coverage.to_text());
-            println!("{}", p.fitted.summary());
-            println!("{}", p.fitted.after.to_text());
+            println!("--auto-priors: {}", p.fitted.summary());
+            if !p.fitted.kept {
+                println!("{}", p.fitted.after.to_text());
+            }
         }
         println!("\nreport.json and {SIZES_PICTURE} in {}", a.out.display());
     }
