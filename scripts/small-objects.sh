@@ -17,7 +17,7 @@ mkdir -p "$OUT"
 $BIN data synth-cls --out "$OUT/cls-data" --layout food101 --classes 10 --train 60 --test 10 --size 96 --seed 0
 $BIN -q --seed 0 classify train --config configs/synthetic-food101.toml --data "$OUT/cls-data" --runs-dir "$OUT" \
   --name classifier --exist-ok
-$BIN data synth-voc --out "$OUT/data" --train 400 --test 100 --size 300 --min-object 10 --max-object 30 \
+$BIN data synth-voc --out "$OUT/data" --train 240 --test 60 --size 300 --min-object 10 --max-object 30 \
   --max-objects 12 --seed 3
 $BIN data check --voc "$DATA" --config configs/synthetic-small-objects.toml --out "$OUT/data-check"
 for priors in stock fitted; do

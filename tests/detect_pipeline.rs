@@ -55,8 +55,17 @@ fn quick_train(root: &Path, labels: &Path, runs: &Path, name: &str, extra: &[&st
 fn real_third_party_voc_data_checks_trains_evaluates_and_predicts() {
     let dir = tempfile::tempdir().unwrap();
     let dog = labels(dir.path(), &["dog"]);
-    let (ok, stdout, stderr) =
-        run(&["data", "check", "--voc", path_str(&dogs()), "--labels", path_str(&dog), "--json"]);
+    let (ok, stdout, stderr) = run(&[
+        "data",
+        "check",
+        "--voc",
+        path_str(&dogs()),
+        "--labels",
+        path_str(&dog),
+        "--json",
+        "--out",
+        path_str(dir.path()),
+    ]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(report["problems"].as_array().unwrap().is_empty(), "{report}");
@@ -167,8 +176,19 @@ fn data_split_writes_lists_for_an_export_without_them() {
     assert!(ok, "{stderr}");
     assert!(stdout.contains("28 train, 4 val (32 trainval), 8 test"), "{stdout}");
     let dog = labels(dir.path(), &["dog"]);
-    let (ok, stdout, stderr) =
-        run(&["data", "check", "--voc", path_str(&root), "--labels", path_str(&dog), "--split", "train", "--json"]);
+    let (ok, stdout, stderr) = run(&[
+        "data",
+        "check",
+        "--voc",
+        path_str(&root),
+        "--labels",
+        path_str(&dog),
+        "--split",
+        "train",
+        "--json",
+        "--out",
+        path_str(dir.path()),
+    ]);
     assert!(ok, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["splits"][0]["images"], 28, "{report}");
@@ -300,7 +320,9 @@ fn data_problems_are_reported_skipped_or_fatal_as_documented() {
     let ids: Vec<String> =
         std::fs::read_to_string(root.join("ImageSets/Main/trainval.txt")).unwrap().lines().map(String::from).collect();
     // `data check` lists every problem, naming the files, and exits non-zero.
-    let (ok, stdout, stderr) = run(&["data", "check", "--voc", path_str(&root), "--labels", path_str(&labels)]);
+    let out = dir.path().join("check");
+    let (ok, stdout, stderr) =
+        run(&["data", "check", "--voc", path_str(&root), "--labels", path_str(&labels), "--out", path_str(&out)]);
     assert!(!ok);
     for id in &ids[..3] {
         assert!(stdout.contains(id.as_str()), "problem with {id} not reported: {stdout}");
@@ -481,4 +503,89 @@ fn training_logs_to_tensorboard_and_resume_continues_the_logs() {
             assert_eq!(i["png_size"], serde_json::json!(size), "{tag}");
         }
     }
+}
+
+#[test]
+fn own_data_gets_a_report_and_priors_fitted_to_its_small_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(&[
+        "data",
+        "synth-voc",
+        "--out",
+        path_str(dir.path()),
+        "--train",
+        "12",
+        "--test",
+        "4",
+        "--min-object",
+        "10",
+        "--max-object",
+        "30",
+        "--max-objects",
+        "8",
+        "--seed",
+        "2",
+    ]);
+    assert!(ok, "{stderr}");
+    let root = dir.path().join("VOCdevkit/VOC2007");
+    // No labels file: the classes come from the annotations; the report is short.
+    let check = dir.path().join("check");
+    let written = dir.path().join("found.txt");
+    let (ok, stdout, stderr) = run_in_repo(&[
+        "data",
+        "check",
+        "--voc",
+        path_str(&root),
+        "--out",
+        path_str(&check),
+        "--write-labels",
+        path_str(&written),
+        "--config",
+        "configs/synthetic-small-objects.toml",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("5 classes read off the annotations"), "{stdout}");
+    assert!(!stdout.contains("unknown class"), "{stdout}");
+    assert!(stdout.lines().count() < 80, "short: {stdout}");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "cross\nellipse\nrectangle\nring\ntriangle\n");
+    assert!(check.join("object_sizes.png").is_file());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(check.join("report.json")).unwrap()).unwrap();
+    let prior = &report["prior_coverage"];
+    let stock = prior["coverage"]["all"]["share"].as_f64().unwrap();
+    let fitted = prior["fitted"]["after"]["all"]["share"].as_f64().unwrap();
+    assert!(fitted > stock + 0.2, "fitted {fitted} vs stock {stock}");
+    assert!(report["sizes"].as_array().unwrap().iter().any(|s| s["class"] == "all"));
+
+    // Training warns about the stock priors, and fits them on request; eval uses the stored ones.
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = quick_train(&root, &written, &runs, "stock", &[]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("--auto-priors"), "a warning names the remedy: {stderr}");
+    let (ok, stderr) = quick_train(&root, &written, &runs, "fitted", &["--auto-priors"]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("fitted priors") && !stderr.contains("pass --auto-priors"), "{stderr}");
+    let config: toml::Value = std::fs::read_to_string(runs.join("fitted/config.toml")).unwrap().parse().unwrap();
+    let priors = &config["ssd"]["priors"];
+    assert_eq!(priors["auto"].as_bool(), Some(false), "the stored priors are fixed");
+    let min_sizes: Vec<f64> = priors["min_sizes"].as_array().unwrap().iter().map(|v| v.as_float().unwrap()).collect();
+    assert!(min_sizes[0] < 40.0, "fitted to 10-30 px objects: {min_sizes:?}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("fitted/last.json")).unwrap()).unwrap();
+    let stored = meta["model"]["priors"]["min_sizes"].as_array().unwrap();
+    assert!((stored[0].as_f64().unwrap() - min_sizes[0]).abs() < 1e-9, "the checkpoint holds them: {meta}");
+    let (ok, _, stderr) = run(&[
+        "detect",
+        "eval",
+        "--weights",
+        path_str(&runs.join("fitted/last.safetensors")),
+        "--data",
+        path_str(&root),
+        "--split",
+        "test",
+        "--out",
+        path_str(&dir.path().join("eval")),
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
 }
