@@ -184,13 +184,12 @@ impl Arch {
     /// Where the architecture comes from (`model list`).
     pub fn source(self) -> Source {
         use Arch::*;
-        match self.backbone() {
+        match self {
             SkipblocknetM | Mobilenetv3Large | Densenet100K12 => Source::Paper,
-            SkipblocknetXs | SkipblocknetS | SkipblocknetL => match self {
-                // Table 6's detectors are on SkipblockNet-S (9.4 M / 1.4 B with SSD).
-                SsdliteSkipblocknetS | SsdSkipblocknetS => Source::Paper,
-                _ => Source::Ours,
-            },
+            // Table 6's detectors are on SkipblockNet-S (9.4 M / 1.4 B with SSD).
+            SsdliteSkipblocknetS | SsdSkipblocknetS => Source::Paper,
+            SkipblocknetXs | SkipblocknetS | SkipblocknetL => Source::Ours,
+            _ if self.task() == Task::Detect => Source::Ours,
             _ => Source::Torchvision,
         }
     }

@@ -32,13 +32,26 @@ pub trait ClassifierNet: std::fmt::Debug + Send {
 }
 
 /// How to build a classifier beyond its architecture and class count.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NetOptions {
     pub block: BlockOptions,
     pub stem: Stem,
     /// Dropout before the last layer; `None` = the architecture's own (0.2 for SkipblockNet, MobileNetV3
     /// and MobileNetV2, 0.5 for SqueezeNet, none for the others).
     pub dropout: Option<f64>,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions { block: BlockOptions::default(), stem: Stem::Imagenet, dropout: None }
+    }
+}
+
+impl NetOptions {
+    /// `block` and the architecture's standard stem (`cifar` for the CIFAR-only DenseNet).
+    pub fn standard(arch: Arch, block: BlockOptions) -> Self {
+        NetOptions { block, stem: arch.stems()[0], dropout: None }
+    }
 }
 
 /// A freshly initialised classifier of `arch` with `num_classes` outputs under `p`.
