@@ -84,3 +84,59 @@ fn model_import_converts_a_torchvision_state_dict() {
     let line = one_error_line(&stderr);
     assert!(!ok && line.contains("sq.pth") && line.contains("fc.weight"), "{line}");
 }
+
+#[test]
+fn variance_analysis_works_on_a_zoo_network() {
+    use skipblock_core::checkpoint::{self, CheckpointMeta};
+    use skipblock_core::model::{NetOptions, Stem};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = NetOptions { stem: Stem::Cifar, ..Default::default() };
+    let (vs, net) = skipblock_classify::classifier::build_with(Arch::Resnet18, 3, Device::Cpu, opts).unwrap();
+    // Training passes give the batch norms the statistics of images (eval mode keeps activations alive).
+    for _ in 0..3 {
+        let _ = net.forward_t(&(tch::Tensor::rand([4, 3, 32, 32], (tch::Kind::Float, Device::Cpu)) * 2.0 - 1.0), true);
+    }
+    let weights = dir.path().join("r18.safetensors");
+    let meta = CheckpointMeta {
+        stem: Stem::Cifar,
+        input_size: 32,
+        ..CheckpointMeta::new(Arch::Resnet18, 3, Default::default())
+    };
+    checkpoint::save(&vs, &weights, &meta).unwrap();
+    let loaded = Classifier::load(&weights, None, Device::Cpu).unwrap();
+    assert_eq!((loaded.meta.stem, loaded.net.stem(), loaded.crop), (Stem::Cifar, Stem::Cifar, 32));
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    for i in 0..4u8 {
+        let mut img = skipblock_data::RgbImage::filled(40, 36, [i * 50, 200 - i * 40, 90]);
+        for (j, p) in img.data.iter_mut().enumerate() {
+            *p = p.wrapping_add(((j * 7 + i as usize * 13) % 60) as u8);
+        }
+        skipblock_data::write_image(&images.join(format!("{i}.png")), &img).unwrap();
+    }
+    let (ok, stdout, stderr) = run(&[
+        "--threads",
+        "1",
+        "model",
+        "variance",
+        "--weights",
+        path_str(&weights),
+        "--data",
+        path_str(&images),
+        "--batch",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    let names: Vec<&str> = layers.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    // conv1, then layer1.0.conv1/conv2, layer1.1.conv1/conv2: the 5th conv is layer1.1.conv2.
+    assert_eq!(names[0], "layer1.1.conv2");
+    assert_eq!(names[2], "layer4");
+    assert_eq!(layers[2]["channels"], 512);
+    for l in layers {
+        let (avg, max, min) = (l["average"].as_f64().unwrap(), l["max"].as_f64().unwrap(), l["min"].as_f64().unwrap());
+        assert!(min <= avg && avg <= max && min >= 0.0 && max > 0.0, "{l}");
+    }
+}
