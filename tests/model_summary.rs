@@ -107,7 +107,10 @@ fn model_list_names_every_architecture_with_task_source_and_parameters() {
     let all: Vec<String> = skipblock_core::Arch::ALL.iter().map(|a| a.to_string()).collect();
     assert_eq!(names, all);
     let row = |name: &str| rows.iter().find(|r| r["arch"] == name).unwrap().clone();
-    assert_eq!((row("resnet-18")["source"].as_str(), row("resnet-18")["params"].as_i64()), (Some("torchvision"), Some(11_689_512)));
+    assert_eq!(
+        (row("resnet-18")["source"].as_str(), row("resnet-18")["params"].as_i64()),
+        (Some("torchvision"), Some(11_689_512))
+    );
     assert_eq!(row("skipblocknet-m")["params"], 5_532_352);
     assert_eq!(row("skipblocknet-xs")["source"], "ours");
     assert_eq!(row("densenet-100-k12")["source"], "paper");

@@ -72,9 +72,10 @@ pub fn classifier_meta(weights: &Path, arch: Option<Arch>) -> Result<CheckpointM
             let arch = arch.expect(Task::Classify, "--arch")?;
             let named = tensors::read_named_tensors(weights)?;
             let head = format!("{}weight", arch.head_prefix());
-            let classes = named.iter().find(|(k, _)| *k == head).map(|(_, t)| t.size()[0] as usize).with_context(|| {
-                format!("'{}' has no {head}: not a {arch} classifier state dict", weights.display())
-            })?;
+            let classes =
+                named.iter().find(|(k, _)| *k == head).map(|(_, t)| t.size()[0] as usize).with_context(|| {
+                    format!("'{}' has no {head}: not a {arch} classifier state dict", weights.display())
+                })?;
             CheckpointMeta::new(arch.expect(Task::Classify, "--arch")?, classes, BlockOptions::default())
         }
     };

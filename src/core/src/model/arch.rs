@@ -6,8 +6,8 @@
 use super::config::{mobilenetv3_large, skipblocknet, NetConfig};
 use crate::task::Task;
 use anyhow::{bail, Result};
-use std::fmt;
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
 /// SSDLite (separable heads, inverted-residual extras) or regular SSD (3×3 heads, 1×1 → 3×3 extras).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]

@@ -55,7 +55,12 @@ impl NetOptions {
 }
 
 /// A freshly initialised classifier of `arch` with `num_classes` outputs under `p`.
-pub fn build_classifier(p: &nn::Path, arch: Arch, num_classes: i64, opts: NetOptions) -> Result<Box<dyn ClassifierNet>> {
+pub fn build_classifier(
+    p: &nn::Path,
+    arch: Arch,
+    num_classes: i64,
+    opts: NetOptions,
+) -> Result<Box<dyn ClassifierNet>> {
     let arch = arch.expect(Task::Classify, "architecture")?;
     if num_classes < 1 {
         bail!("{arch}: a classifier needs at least one class (got {num_classes})");

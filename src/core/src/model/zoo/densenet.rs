@@ -52,7 +52,7 @@ struct DenseLayer {
 #[derive(Debug)]
 enum Stage {
     Block(Vec<DenseLayer>),
-    Transition(PreAct),
+    Transition(Box<PreAct>),
 }
 
 #[derive(Debug)]
@@ -74,7 +74,8 @@ impl DenseNet {
         let o = opts.block;
         let f = p / "features";
         let bc = arch == Arch::Densenet121;
-        let (growth, blocks, init): (i64, &[usize], i64) = if bc { (32, &[6, 12, 24, 16], 64) } else { (12, &[32, 32, 32], 16) };
+        let (growth, blocks, init): (i64, &[usize], i64) =
+            if bc { (32, &[6, 12, 24, 16], 64) } else { (12, &[32, 32, 32], 16) };
         let conv0 = match opts.stem {
             Stem::Imagenet => conv(&f / "conv0", 3, init, 7, 2),
             Stem::Cifar => conv(&f / "conv0", 3, init, 3, 1),
@@ -102,7 +103,7 @@ impl DenseNet {
             if bi + 1 < blocks.len() {
                 let t = &f / format!("transition{}", bi + 1);
                 let cout = if bc { c / 2 } else { c };
-                stages.push(Stage::Transition(PreAct::new(&t / "norm", &t / "conv", c, cout, 1, o)));
+                stages.push(Stage::Transition(Box::new(PreAct::new(&t / "norm", &t / "conv", c, cout, 1, o))));
                 c = cout;
             }
         }

@@ -14,8 +14,15 @@ use crate::model::skipblocknet::Output;
 use tch::{nn, Tensor};
 
 /// (expansion t, channels c, repeats n, stride s) of the paper's Table 2.
-const SETTINGS: [(f64, i64, usize, i64); 7] =
-    [(1.0, 16, 1, 1), (6.0, 24, 2, 2), (6.0, 32, 3, 2), (6.0, 64, 4, 2), (6.0, 96, 3, 1), (6.0, 160, 3, 2), (6.0, 320, 1, 1)];
+const SETTINGS: [(f64, i64, usize, i64); 7] = [
+    (1.0, 16, 1, 1),
+    (6.0, 24, 2, 2),
+    (6.0, 32, 3, 2),
+    (6.0, 64, 4, 2),
+    (6.0, 96, 3, 1),
+    (6.0, 160, 3, 2),
+    (6.0, 320, 1, 1),
+];
 
 #[derive(Debug)]
 struct InvertedResidual {

@@ -20,8 +20,8 @@ struct BasicBlock {
 
 impl BasicBlock {
     fn new(p: nn::Path, cin: i64, cout: i64, stride: i64, o: BlockOptions) -> Self {
-        let downsample =
-            (stride != 1 || cin != cout).then(|| ConvBn::seq(&(&p / "downsample"), 0, cin, cout, 1, stride, 1, Act::None, o));
+        let downsample = (stride != 1 || cin != cout)
+            .then(|| ConvBn::seq(&(&p / "downsample"), 0, cin, cout, 1, stride, 1, Act::None, o));
         BasicBlock {
             conv1: ConvBn::new(&p / "conv1", &p / "bn1", cin, cout, 3, stride, 1, Act::Relu, o),
             conv2: ConvBn::new(&p / "conv2", &p / "bn2", cout, cout, 3, 1, 1, Act::None, o),

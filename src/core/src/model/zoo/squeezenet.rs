@@ -48,7 +48,7 @@ impl Fire {
 #[derive(Debug)]
 enum Layer {
     Pool,
-    Fire(Fire),
+    Fire(Box<Fire>),
 }
 
 #[derive(Debug)]
@@ -75,9 +75,31 @@ impl SqueezeNet {
         let first = conv(&f / "0", 3, channels, spec);
         // Index 1 is the ReLU, 2 the first max pool; then fires (squeeze, expand) and pools.
         let plan: &[Option<(i64, i64)>] = if v10 {
-            &[Some((16, 64)), Some((16, 64)), Some((32, 128)), None, Some((32, 128)), Some((48, 192)), Some((48, 192)), Some((64, 256)), None, Some((64, 256))]
+            &[
+                Some((16, 64)),
+                Some((16, 64)),
+                Some((32, 128)),
+                None,
+                Some((32, 128)),
+                Some((48, 192)),
+                Some((48, 192)),
+                Some((64, 256)),
+                None,
+                Some((64, 256)),
+            ]
         } else {
-            &[Some((16, 64)), Some((16, 64)), None, Some((32, 128)), Some((32, 128)), None, Some((48, 192)), Some((48, 192)), Some((64, 256)), Some((64, 256))]
+            &[
+                Some((16, 64)),
+                Some((16, 64)),
+                None,
+                Some((32, 128)),
+                Some((32, 128)),
+                None,
+                Some((48, 192)),
+                Some((48, 192)),
+                Some((64, 256)),
+                Some((64, 256)),
+            ]
         };
         let mut layers = vec![Layer::Pool];
         let mut cin = channels;
@@ -86,7 +108,7 @@ impl SqueezeNet {
                 Some((s, e)) => {
                     let fire = Fire::new(&f / (i + 3).to_string(), cin, s, e, e);
                     cin = 2 * e;
-                    Layer::Fire(fire)
+                    Layer::Fire(Box::new(fire))
                 }
                 None => Layer::Pool,
             });
