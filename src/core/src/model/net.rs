@@ -65,9 +65,7 @@ pub fn build_classifier(
     if num_classes < 1 {
         bail!("{arch}: a classifier needs at least one class (got {num_classes})");
     }
-    if !arch.stems().contains(&opts.stem) {
-        arch.resolve_stem(Some(opts.stem), 0)?;
-    }
+    arch.resolve_stem(Some(opts.stem), 0)?; // the architecture must have the stem
     if let Some(config) = arch.net_config() {
         let config = match opts.dropout {
             Some(dropout) => super::NetConfig { dropout, ..config },
