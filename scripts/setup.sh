@@ -4,13 +4,15 @@
 #   1. Debian packages: libopencv-dev clang libclang-dev (OpenCV for image/video I/O; clang for the
 #      OpenCV binding generator). Skipped with SKIPBLOCK_NO_OPENCV=1 (headless build).
 #   2. .venv with torch==2.11.0 from PyPI (the libtorch that tch 0.24.0 is built for), and
-#      tensorboard==2.21.0 (to view runs/<name>/tb/; the tests read the event files with it).
+#      tensorboard==2.21.0 (to view runs/<name>/tb/; the tests read the event files with it) and
+#      torchvision==0.26.0 (the model-zoo parity tests).
 #   3. cargo build --release with LIBTORCH_USE_PYTORCH=1 against that torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TORCH_VERSION=2.11.0
 TENSORBOARD_VERSION=2.21.0
+TORCHVISION_VERSION=0.26.0
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -73,6 +75,15 @@ if ! .venv/bin/python -c 'import tensorboard' >/dev/null 2>&1; then
     || die "pip install tensorboard==$TENSORBOARD_VERSION failed"
 else
   say "tensorboard present in .venv"
+fi
+# torchvision (the model-zoo parity tests compare our ShuffleNetV2/MobileNetV2/SqueezeNet/DenseNet/ResNet
+# with it); the version built for this torch, so pip keeps the torch above.
+if ! .venv/bin/python -c 'import torchvision' >/dev/null 2>&1; then
+  say "installing torchvision==$TORCHVISION_VERSION into .venv"
+  .venv/bin/python -m pip install -q "torchvision==$TORCHVISION_VERSION" \
+    || die "pip install torchvision==$TORCHVISION_VERSION failed"
+else
+  say "torchvision present in .venv"
 fi
 
 # 3. Build.

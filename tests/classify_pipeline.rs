@@ -315,3 +315,74 @@ fn dataset_errors_are_one_clear_line() {
     assert!(!ok);
     assert!(error_line(&stderr).contains("empty"), "{stderr}");
 }
+
+#[test]
+fn a_zoo_network_trains_and_evaluates_with_its_stem() {
+    // ShuffleNetV2 0.5x at 32x32: the CIFAR stem follows from the input size, lands in the checkpoint
+    // record and rebuilds the same network for evaluation.
+    let dir = tempfile::tempdir().unwrap();
+    let food = dir.path().join("food");
+    synth_sized(&food, "food101", 4, 12, 3, 6, 40);
+    let runs = dir.path().join("runs");
+    let (ok, stderr) = train(
+        &food,
+        &runs,
+        "zoo",
+        &[
+            "--threads",
+            "1",
+            "--epochs",
+            "1",
+            "--loss",
+            "bias",
+            "--set",
+            "model.arch=shufflenetv2-0.5x",
+            "--set",
+            "model.input_size=32",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(metrics(&runs.join("zoo"))[0]["train_loss"].as_f64().unwrap().is_finite());
+    let best = runs.join("zoo/best.safetensors");
+    let meta = skipblock_core::checkpoint::load_meta(&best).unwrap();
+    assert_eq!((meta.arch.name(), meta.stem.to_string().as_str(), meta.input_size), ("shufflenetv2-0.5x", "cifar", 32));
+    let (ok, stdout, stderr) = run(&[
+        "--threads",
+        "1",
+        "classify",
+        "eval",
+        "--weights",
+        path_str(&best),
+        "--data",
+        path_str(&food),
+        "--json",
+        "--out",
+        path_str(&dir.path().join("eval")),
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["samples"], 12);
+    // Fine-tuning onto a new class set: every tensor but the head (`fc.`) comes from the checkpoint, and
+    // the stem is the checkpoint's (no `model.stem`, and an input size that alone would pick `imagenet`).
+    let folder = dir.path().join("folder");
+    synth_sized(&folder, "imagefolder", 3, 8, 2, 8, 40);
+    let out = skipblock()
+        .current_dir(repo())
+        .args(["--threads", "1", "classify", "finetune", "--from", path_str(&best), "--data", path_str(&folder)])
+        .args(["--config", "configs/synthetic-food101.toml", "--runs-dir", path_str(&runs), "--name", "tuned"])
+        .args(["--epochs", "1", "--set", "model.input_size=72", "--freeze-backbone-epochs", "1"])
+        .output()
+        .unwrap();
+    let (ok, _, stderr) = decode(out);
+    assert!(ok, "{stderr}");
+    let tuned = skipblock_core::checkpoint::load_meta(&runs.join("tuned/last.safetensors")).unwrap();
+    assert_eq!((tuned.arch, tuned.stem, tuned.num_classes), (meta.arch, meta.stem, 3));
+    let (a, _) = skipblock_core::tensors::read_safetensors(&best).unwrap();
+    let (b, _) = skipblock_core::tensors::read_safetensors(&runs.join("tuned/last.safetensors")).unwrap();
+    let conv1 = |v: &[(String, tch::Tensor)]| v.iter().find(|(k, _)| k == "conv1.0.weight").unwrap().1.shallow_clone();
+    assert!(conv1(&a).equal(&conv1(&b)), "the frozen backbone kept the checkpoint's first conv");
+    // A stem the architecture lacks is one clear error.
+    let (ok, stderr) =
+        train(&food, &runs, "bad", &["--set", "model.arch=densenet-100-k12", "--set", "model.stem=imagenet"]);
+    assert!(!ok && error_line(&stderr).contains("densenet-100-k12 has no imagenet stem"), "{stderr}");
+}

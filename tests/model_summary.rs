@@ -66,3 +66,58 @@ fn counts_follow_input_size_and_classes() {
         "{line}"
     );
 }
+
+#[test]
+fn the_model_zoo_lands_on_table_4() {
+    // Table 4's counts: the 1000-class ImageNet models for ShuffleNetV2, MobileNetV2 and SqueezeNet (what
+    // the paper quotes), the 100-class CIFAR network for DenseNet (k = 12). Within 3 %.
+    for (arch, params, extra) in [
+        ("shufflenetv2-0.5x", 1.4e6, ["--classes", "1000", "--stem", "imagenet"]),
+        ("mobilenetv2-0.75x", 2.6e6, ["--classes", "1000", "--stem", "imagenet"]),
+        ("squeezenet-1.0", 1.25e6, ["--classes", "1000", "--stem", "imagenet"]),
+        ("densenet-100-k12", 7.0e6, ["--classes", "100", "--stem", "cifar"]),
+    ] {
+        let mut args = vec!["--input", "32", "--threads", "1"];
+        args.extend_from_slice(&extra);
+        let v = summary(arch, &args);
+        let p = v["params"].as_f64().unwrap();
+        assert!((p / params - 1.0).abs() <= 0.03, "{arch}: {p} params vs Table 4's {params}");
+        assert_eq!(v["table4"]["params"].as_f64().unwrap(), params, "{arch}: the summary shows Table 4's figure");
+        let layer_macs: f64 = v["layers"].as_array().unwrap().iter().map(|l| l["macs"].as_f64().unwrap()).sum();
+        assert_eq!(layer_macs, v["macs"].as_f64().unwrap());
+    }
+    // The stem follows the input size unless asked, and changes the cost, not the parameters (ResNet-18).
+    let cifar = summary("resnet-18", &["--input", "32", "--classes", "100", "--threads", "1"]);
+    let imagenet = summary("resnet-18", &["--input", "32", "--classes", "100", "--stem", "imagenet", "--threads", "1"]);
+    assert_eq!(cifar["stem"], "cifar");
+    assert_eq!(imagenet["stem"], "imagenet");
+    assert!(cifar["macs"].as_f64().unwrap() > 10.0 * imagenet["macs"].as_f64().unwrap());
+    let (ok, _, stderr) = run(&["model", "summary", "--arch", "densenet-100-k12", "--stem", "imagenet"]);
+    let line = one_error_line(&stderr);
+    assert!(!ok && line.contains("densenet-100-k12") && line.contains("imagenet"), "{line}");
+}
+
+#[test]
+fn model_list_names_every_architecture_with_task_source_and_parameters() {
+    let (ok, stdout, stderr) = run(&["--threads", "1", "model", "list", "--json"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["arch"].as_str().unwrap()).collect();
+    let all: Vec<String> = skipblock_core::Arch::ALL.iter().map(|a| a.to_string()).collect();
+    assert_eq!(names, all);
+    let row = |name: &str| rows.iter().find(|r| r["arch"] == name).unwrap().clone();
+    assert_eq!(
+        (row("resnet-18")["source"].as_str(), row("resnet-18")["params"].as_i64()),
+        (Some("torchvision"), Some(11_689_512))
+    );
+    assert_eq!(row("skipblocknet-m")["params"], 5_532_352);
+    assert_eq!(row("skipblocknet-xs")["source"], "ours");
+    assert_eq!(row("densenet-100-k12")["source"], "paper");
+    assert_eq!(row("ssd-skipblocknet-s")["task"], "detect");
+    let (ok, text, _) = run(&["--threads", "1", "model", "list"]);
+    assert!(ok && text.lines().count() == all.len() + 1 && text.contains("11,689,512"), "{text}");
+    // Detection still takes only detectors.
+    let err = skipblock_detect::SsdConfig::for_arch(skipblock_core::Arch::Resnet18, 21).unwrap_err().to_string();
+    assert!(err.contains("ssd.arch") && err.contains("resnet-18"), "{err}");
+}

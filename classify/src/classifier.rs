@@ -6,7 +6,7 @@ use crate::recipe::eval_geometry;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use skipblock_core::checkpoint::{self, CheckpointMeta};
-use skipblock_core::model::{Arch, BlockOptions, SkipblockNet};
+use skipblock_core::model::{build_classifier, Arch, BlockOptions, ClassifierNet, NetOptions};
 use skipblock_core::{tensors, Task};
 use skipblock_data::transforms::eval_preprocess;
 use skipblock_data::RgbImage;
@@ -24,7 +24,7 @@ pub struct TopK {
 
 pub struct Classifier {
     pub vs: VarStore,
-    pub net: SkipblockNet,
+    pub net: Box<dyn ClassifierNet>,
     pub meta: CheckpointMeta,
     pub device: Device,
     /// Shorter side before the centre crop, and the crop (the network's input size).
@@ -32,17 +32,33 @@ pub struct Classifier {
     pub crop: u32,
 }
 
-/// A freshly initialised classifier network of `arch` in a new variable store.
-pub fn build(arch: Arch, num_classes: usize, device: Device, block: BlockOptions) -> Result<(VarStore, SkipblockNet)> {
+/// A freshly initialised classifier network of `arch` (with its standard stem) in a new variable store.
+pub fn build(
+    arch: Arch,
+    num_classes: usize,
+    device: Device,
+    block: BlockOptions,
+) -> Result<(VarStore, Box<dyn ClassifierNet>)> {
+    build_with(arch, num_classes, device, NetOptions::standard(arch, block))
+}
+
+/// A freshly initialised classifier network of `arch` built with `opts` in a new variable store.
+pub fn build_with(
+    arch: Arch,
+    num_classes: usize,
+    device: Device,
+    opts: NetOptions,
+) -> Result<(VarStore, Box<dyn ClassifierNet>)> {
     let arch = arch.expect(Task::Classify, "--arch")?;
     let vs = VarStore::new(device);
-    let net = SkipblockNet::new(&vs.root(), &arch.config(), num_classes as i64, block);
+    let net = build_classifier(&vs.root(), arch, num_classes as i64, opts)?;
     Ok((vs, net))
 }
 
 /// The record of a classifier checkpoint: ours (embedded or sidecar), or, for a PyTorch state dict
-/// without one, made from `arch` and the class count read off `classifier.3.weight`. An `arch` given
-/// with a checkpoint that has a record must agree with it.
+/// without one, made from `arch` (with its standard stem) and the class count read off the head's
+/// weight ([`Arch::head_prefix`]: `classifier.3.weight`, `fc.weight`, …). An `arch` given with a
+/// checkpoint that has a record must agree with it.
 pub fn classifier_meta(weights: &Path, arch: Option<Arch>) -> Result<CheckpointMeta> {
     let meta = match checkpoint::load_meta(weights) {
         Ok(meta) => {
@@ -53,13 +69,12 @@ pub fn classifier_meta(weights: &Path, arch: Option<Arch>) -> Result<CheckpointM
         }
         Err(e) => {
             let Some(arch) = arch else { return Err(e) };
+            let arch = arch.expect(Task::Classify, "--arch")?;
             let named = tensors::read_named_tensors(weights)?;
-            let classes = named
-                .iter()
-                .find(|(k, _)| k == "classifier.3.weight")
-                .map(|(_, t)| t.size()[0] as usize)
-                .with_context(|| {
-                    format!("'{}' has no classifier.3.weight: not a classifier state dict", weights.display())
+            let head = format!("{}weight", arch.head_prefix());
+            let classes =
+                named.iter().find(|(k, _)| *k == head).map(|(_, t)| t.size()[0] as usize).with_context(|| {
+                    format!("'{}' has no {head}: not a {arch} classifier state dict", weights.display())
                 })?;
             CheckpointMeta::new(arch.expect(Task::Classify, "--arch")?, classes, BlockOptions::default())
         }
@@ -73,7 +88,8 @@ impl Classifier {
     /// weights stay as trained (no folding): call [`Classifier::fuse_bn`] before running it.
     pub fn load(weights: &Path, arch: Option<Arch>, device: Device) -> Result<Classifier> {
         let meta = classifier_meta(weights, arch)?;
-        let (vs, net) = build(meta.arch, meta.num_classes, device, meta.block)?;
+        let opts = NetOptions { block: meta.block, stem: meta.stem, dropout: None };
+        let (vs, net) = build_with(meta.arch, meta.num_classes, device, opts)?;
         checkpoint::load_weights(&vs, weights)?;
         let (crop, ratio) = eval_geometry(&meta);
         let resize = (crop as f64 * ratio).round() as u32;

@@ -5,7 +5,7 @@ use crate::confusion::ConfusionMatrix;
 use anyhow::Result;
 use serde::Serialize;
 use skipblock_core::loader::{load_epoch, LoaderConfig};
-use skipblock_core::model::SkipblockNet;
+use skipblock_core::model::ClassifierNet;
 use skipblock_core::ui;
 use skipblock_data::classification::ClsDataset;
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub fn collate(batch: Vec<(Tensor, i64)>, device: Device) -> (Tensor, Tensor) {
 
 /// Runs `net` (eval mode, no autograd) over every sample of `data`.
 pub fn evaluate(
-    net: &SkipblockNet,
+    net: &dyn ClassifierNet,
     data: Arc<ClsDataset>,
     device: Device,
     loader: &LoaderConfig,

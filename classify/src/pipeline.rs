@@ -7,7 +7,7 @@ use crate::task::ClassifyTask;
 use anyhow::{bail, Context, Result};
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::Loss;
-use skipblock_core::model::{Arch, NetConfig, SkipblockNet};
+use skipblock_core::model::{build_classifier, Arch, NetOptions};
 use skipblock_core::train::{fit, FitSummary, Monitor, RunSettings};
 use skipblock_core::{config, tensors, ui, Task};
 use skipblock_data::classification::{open, ClassificationSet, ClsDataset, ClsTransform, Split};
@@ -47,13 +47,13 @@ pub fn loader_config(recipe: &ClassifyRecipe, seed: u64, shuffle: bool) -> Loade
     }
 }
 
-/// Copies the weights of `from` into `vs`, except the last classifier layer (a new head for the new
-/// class set). Returns the number of tensors loaded.
-fn load_pretrained(vs: &VarStore, from: &Path) -> Result<usize> {
-    let named: Vec<_> =
-        tensors::read_named_tensors(from)?.into_iter().filter(|(k, _)| !k.starts_with("classifier.3.")).collect();
+/// Copies the weights of `from` into `vs`, except the last classifier layer of `arch` (a new head for the
+/// new class set). Returns the number of tensors loaded.
+fn load_pretrained(vs: &VarStore, from: &Path, arch: Arch) -> Result<usize> {
+    let head = arch.head_prefix();
+    let named: Vec<_> = tensors::read_named_tensors(from)?.into_iter().filter(|(k, _)| !k.starts_with(head)).collect();
     let report = tensors::assign(vs, named, false)?;
-    let unexpected_head = report.missing.iter().all(|k| k.starts_with("classifier.3."));
+    let unexpected_head = report.missing.iter().all(|k| k.starts_with(head));
     if !report.mismatched.is_empty() || !report.unexpected.is_empty() || !unexpected_head {
         bail!("'{}' does not fit the model apart from its head: {}", from.display(), report.problems());
     }
@@ -100,24 +100,27 @@ pub fn train(
             let checkpoint = f.checkpoint.clone().or_else(|| recipe.finetune.from.clone()).context(
                 "fine-tuning needs a checkpoint to start from: pass --from FILE (or set finetune.from in the recipe)",
             )?;
-            Some((classifier_meta(&checkpoint, f.arch)?.arch, checkpoint))
+            Some((classifier_meta(&checkpoint, f.arch)?, checkpoint))
         }
         None => None,
     };
     let mut arch = m.arch.expect(Task::Classify, "model.arch")?;
+    let mut stem = m.stem;
     if let Some((source, checkpoint)) = &start {
-        if *source != arch {
-            ui::info(format!("fine-tuning {source} (the architecture of '{}')", checkpoint.display()));
+        if source.arch != arch {
+            ui::info(format!("fine-tuning {} (the architecture of '{}')", source.arch, checkpoint.display()));
         }
-        arch = *source;
+        arch = source.arch;
+        stem = stem.or(Some(source.stem));
     }
+    let stem = arch.resolve_stem(stem, m.input_size)?;
     tch::manual_seed(opts.seed as i64);
     let vs = VarStore::new(opts.device);
-    let config = NetConfig { dropout: m.dropout, ..arch.config() };
-    let net = SkipblockNet::new(&vs.root(), &config, classes.len() as i64, m.block_options());
+    let net_options = NetOptions { block: m.block_options(), stem, dropout: Some(m.dropout) };
+    let net = build_classifier(&vs.root(), arch, classes.len() as i64, net_options)?;
     if let Some((_, checkpoint)) = &start {
         if !opts.resume {
-            let n = load_pretrained(&vs, checkpoint)?;
+            let n = load_pretrained(&vs, checkpoint, arch)?;
             ui::info(format!("loaded {n} tensors from '{}'; new {}-class head", checkpoint.display(), classes.len()));
         }
     }

@@ -1,4 +1,4 @@
-//! Classification as a [`TrainTask`] of the shared training loop: batches through SkipblockNet, the
+//! Classification as a [`TrainTask`] of the shared training loop: batches through the classifier, the
 //! configured loss (the bias loss gets the last-conv features), validation top-1/top-5 after each epoch.
 
 use crate::evaluator::{collate, evaluate};
@@ -6,14 +6,14 @@ use anyhow::Result;
 use skipblock_core::checkpoint::CheckpointMeta;
 use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::Loss;
-use skipblock_core::model::{BlockOptions, SkipblockNet};
+use skipblock_core::model::{BlockOptions, ClassifierNet};
 use skipblock_core::train::{TrainTask, Validation};
 use skipblock_data::classification::ClsDataset;
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
 pub struct ClassifyTask {
-    pub net: SkipblockNet,
+    pub net: Box<dyn ClassifierNet>,
     /// The batch-norm settings the network was built with (stored in the checkpoints).
     pub block: BlockOptions,
     pub loss: Loss,
@@ -43,7 +43,7 @@ impl TrainTask for ClassifyTask {
     }
 
     fn evaluate(&mut self, _epoch: usize) -> Result<Validation> {
-        let r = evaluate(&self.net, self.val.clone(), self.device, &self.eval_loader, false)?;
+        let r = evaluate(self.net.as_ref(), self.val.clone(), self.device, &self.eval_loader, false)?;
         Ok(Validation { val_loss: Some(r.loss), val_top1: Some(r.top1), val_top5: Some(r.top5), val_map: None })
     }
 
@@ -51,20 +51,21 @@ impl TrainTask for ClassifyTask {
         CheckpointMeta {
             class_names: self.train.class_names().to_vec(),
             input_size: self.input_size,
-            ..CheckpointMeta::new(self.net.config.arch, self.net.num_classes as usize, self.block)
+            stem: self.net.stem(),
+            ..CheckpointMeta::new(self.net.arch(), self.net.num_classes() as usize, self.block)
         }
     }
 
     fn frozen_prefixes(&self, epoch: usize) -> Vec<String> {
         if epoch < self.freeze_backbone_epochs {
-            SkipblockNet::backbone_prefixes()
+            self.net.backbone_prefixes()
         } else {
             Vec::new()
         }
     }
 
     fn begin_epoch(&mut self, epoch: usize) {
-        self.net.frozen = epoch < self.freeze_backbone_epochs;
+        self.net.set_frozen(epoch < self.freeze_backbone_epochs);
     }
 
     fn loss_mut(&mut self) -> Option<&mut Loss> {

@@ -19,9 +19,10 @@ use tch::{Device, Kind, Tensor};
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// SkipblockNet-M forward, batch 1, 224×224, one thread and all threads, vs PyTorch eager.
+    /// A classifier's forward pass (SkipblockNet-M unless --arch), batch 1, 224×224, one thread and all
+    /// threads, vs PyTorch eager (torchvision's model for the model zoo).
     Backbone(CommonArgs),
-    /// One training step (batch 32, 224×224, bias loss, SGD) vs PyTorch eager.
+    /// One training step (batch 32, 224×224, bias loss, SGD; SkipblockNet-M unless --arch) vs PyTorch eager.
     TrainStep(CommonArgs),
     /// Data loaders on all cores: classification (Inception crop to 224) and SSD augmentation (300).
     Loaders(CommonArgs),
@@ -45,6 +46,10 @@ pub struct CommonArgs {
     /// Skip the PyTorch reference.
     #[arg(long)]
     pub no_reference: bool,
+    /// The classifier of `backbone` and `train-step` (the model zoo's reference is torchvision's network,
+    /// so densenet-100-k12, which torchvision lacks, needs --no-reference).
+    #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch(), default_value = "skipblocknet-m")]
+    pub arch: Arch,
     #[arg(long)]
     pub json: bool,
 }
@@ -105,7 +110,7 @@ fn python(args: &CommonArgs) -> PathBuf {
 fn run_reference(args: &CommonArgs, what: &str, weights: &Path, threads: usize, batch: usize) -> Result<f64> {
     let out = Command::new(python(args))
         .arg(reference_script()?)
-        .args([what, "--weights"])
+        .args([what, "--arch", args.arch.name(), "--weights"])
         .arg(weights)
         .args(["--threads", &threads.to_string(), "--iters", &args.iters.to_string(), "--batch", &batch.to_string()])
         .env("PYTHONWARNINGS", "ignore")
@@ -118,11 +123,12 @@ fn run_reference(args: &CommonArgs, what: &str, weights: &Path, threads: usize, 
     v["ms_per_iter"].as_f64().context("reference output has no ms_per_iter")
 }
 
-/// SkipblockNet-M with random weights (and non-trivial BN statistics), saved for the reference.
-fn model_with_weights(dir: &Path) -> Result<(Classifier, PathBuf)> {
-    let (vs, net) = build(Arch::SkipblocknetM, 1000, Device::Cpu, BlockOptions::default())?;
+/// The benchmarked classifier (standard stem) with random weights (and non-trivial BN statistics), saved
+/// for the reference.
+fn model_with_weights(dir: &Path, arch: Arch) -> Result<(Classifier, PathBuf)> {
+    let (vs, net) = build(arch, 1000, Device::Cpu, BlockOptions::default())?;
     let _ = net.forward_t(&Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu)), true);
-    let meta = checkpoint::CheckpointMeta::new(Arch::SkipblocknetM, 1000, BlockOptions::default());
+    let meta = checkpoint::CheckpointMeta::new(arch, 1000, BlockOptions::default());
     let path = dir.join("m.safetensors");
     checkpoint::save(&vs, &path, &meta)?;
     Ok((Classifier::load(&path, None, Device::Cpu)?, path))
@@ -134,7 +140,7 @@ fn all_threads() -> usize {
 
 fn bench_backbone(args: &CommonArgs) -> Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
-    let (mut model, weights) = model_with_weights(dir.path())?;
+    let (mut model, weights) = model_with_weights(dir.path(), args.arch)?;
     model.net.fuse_bn();
     let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
     let mut rows = Vec::new();
@@ -148,7 +154,7 @@ fn bench_backbone(args: &CommonArgs) -> Result<Vec<Row>> {
         let reference =
             if args.no_reference { None } else { Some(run_reference(args, "forward", &weights, threads, 1)?) };
         rows.push(Row {
-            name: format!("skipblocknet-m forward b1 224 {threads} thread(s)"),
+            name: format!("{} forward b1 224 {threads} thread(s)", args.arch),
             unit: "ms",
             ours,
             ratio: reference.map(|r| ours / r),
@@ -160,7 +166,7 @@ fn bench_backbone(args: &CommonArgs) -> Result<Vec<Row>> {
 
 fn bench_train_step(args: &CommonArgs) -> Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
-    let (model, weights) = model_with_weights(dir.path())?;
+    let (model, weights) = model_with_weights(dir.path(), args.arch)?;
     let threads = all_threads();
     tch::set_num_threads(threads as i32);
     let batch = 32;
@@ -182,7 +188,7 @@ fn bench_train_step(args: &CommonArgs) -> Result<Vec<Row>> {
         Some(run_reference(&CommonArgs { iters, ..args.clone() }, "train-step", &weights, threads, batch as usize)?)
     };
     Ok(vec![Row {
-        name: format!("train step b{batch} 224 bias loss SGD {threads} thread(s)"),
+        name: format!("{} train step b{batch} 224 bias loss SGD {threads} thread(s)", args.arch),
         unit: "ms",
         ours,
         ratio: reference.map(|r| ours / r),

@@ -1,12 +1,13 @@
-//! `skipblock model …`: architecture summaries, importing the authors' weights, feature-variance analysis.
+//! `skipblock model …`: the list of architectures, their summaries, importing the authors' (or
+//! torchvision's) weights, feature-variance analysis.
 
 use super::GlobalArgs;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde::Serialize;
-use skipblock_classify::classifier::{build, Classifier};
+use skipblock_classify::classifier::{build_with, Classifier};
 use skipblock_core::checkpoint::{self, CheckpointMeta};
-use skipblock_core::model::{summary, trace, Arch, BlockOptions};
+use skipblock_core::model::{summary, trace, Arch, BlockOptions, NetOptions, Source, Stem};
 use skipblock_core::{ui, Task};
 use skipblock_data::{folder, read_image};
 use std::path::PathBuf;
@@ -14,9 +15,12 @@ use tch::{Kind, Tensor};
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
+    /// Every architecture: its task, where it comes from (paper, release, torchvision, ours) and its
+    /// parameters (1000 classes for classifiers, 21 for detectors).
+    List(ListArgs),
     /// Per-layer table and totals of parameters and multiply-adds of an architecture.
     Summary(SummaryArgs),
-    /// Convert a PyTorch state dict (the authors' key names) to a skipblock checkpoint.
+    /// Convert a PyTorch state dict (the authors' or torchvision's key names) to a skipblock checkpoint.
     Import(ImportArgs),
     /// Per-sample feature variance at the 5th, 20th and last conv layers over a folder of images
     /// (the paper's Table 5).
@@ -24,10 +28,21 @@ pub enum ModelCommand {
 }
 
 #[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Print JSON (one object per architecture).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct SummaryArgs {
     /// A classifier or a detector.
     #[arg(long, value_enum, ignore_case = true)]
     pub arch: Arch,
+    /// Input stem of a model-zoo classifier (default: cifar for inputs of 64 and below where the
+    /// architecture has one, else its standard stem).
+    #[arg(long, value_enum, ignore_case = true)]
+    pub stem: Option<Stem>,
     /// Square input size (default 224 for classifiers, 300 for detectors).
     #[arg(long)]
     pub input: Option<i64>,
@@ -43,7 +58,8 @@ pub struct SummaryArgs {
 pub struct ImportArgs {
     /// The `.pth`/`.pt` state dict (`torch.save(model.state_dict())`).
     pub weights: PathBuf,
-    /// Architecture the weights belong to (a classifier).
+    /// Architecture the weights belong to (a classifier; torchvision's key names for the model zoo, which
+    /// is imported with its ImageNet stem).
     #[arg(long, ignore_case = true, value_parser = crate::cli::classifier_arch())]
     pub arch: Arch,
     /// Output `.safetensors` checkpoint (a `.json` record is written beside it).
@@ -72,10 +88,76 @@ pub struct VarianceArgs {
 
 pub fn run(global: &GlobalArgs, command: &ModelCommand) -> Result<()> {
     match command {
+        ModelCommand::List(a) => run_list(a),
         ModelCommand::Summary(a) => run_summary(a),
         ModelCommand::Import(a) => run_import(a),
         ModelCommand::Variance(a) => run_variance(global, a),
     }
+}
+
+#[derive(Serialize)]
+struct ListEntry {
+    arch: Arch,
+    task: Task,
+    source: Source,
+    /// Trainable parameters: classifiers at 1000 classes with their standard stem, detectors at 21.
+    params: i64,
+    classes: i64,
+    stems: &'static [Stem],
+}
+
+/// Trainable parameters of `arch` with `classes` outputs, counted from the variable store.
+fn param_count(arch: Arch, classes: i64) -> Result<i64> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    match arch.task() {
+        Task::Detect => {
+            let config = skipblock_detect::SsdConfig::for_arch(arch, classes)?;
+            skipblock_detect::Ssd::new(&vs.root(), &config, BlockOptions::default())?;
+        }
+        Task::Classify => {
+            skipblock_core::model::build_classifier(
+                &vs.root(),
+                arch,
+                classes,
+                NetOptions::standard(arch, BlockOptions::default()),
+            )?;
+        }
+    }
+    Ok(vs.trainable_variables().iter().map(|t| t.numel() as i64).sum())
+}
+
+fn run_list(a: &ListArgs) -> Result<()> {
+    let entries = Arch::ALL
+        .into_iter()
+        .map(|arch| {
+            let classes = if arch.task() == Task::Detect { 21 } else { 1000 };
+            Ok(ListEntry {
+                arch,
+                task: arch.task(),
+                source: arch.source(),
+                params: param_count(arch, classes)?,
+                classes,
+                stems: arch.stems(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    println!("{:<26} {:<9} {:<12} {:>12} {:>8}  stems", "arch", "task", "source", "params", "classes");
+    for e in entries {
+        let stems = e.stems.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(",");
+        println!(
+            "{:<26} {:<9} {:<12} {:>12} {:>8}  {stems}",
+            e.arch.name(),
+            e.task.to_string(),
+            e.source.to_string(),
+            summary::group(e.params),
+            e.classes
+        );
+    }
+    Ok(())
 }
 
 fn run_summary(a: &SummaryArgs) -> Result<()> {
@@ -99,10 +181,15 @@ fn run_summary(a: &SummaryArgs) -> Result<()> {
         }
         Task::Classify => {
             let classes = a.classes.unwrap_or(1000);
-            let (vs, net) = build(a.arch, classes as usize, tch::Device::Cpu, BlockOptions::default())?;
-            summary::summarize(a.arch, &vs, input, classes, |xs| {
+            let stem = a.arch.resolve_stem(a.stem, input as usize)?;
+            let opts = NetOptions { block: BlockOptions::default(), stem, dropout: None };
+            let (vs, net) = build_with(a.arch, classes as usize, tch::Device::Cpu, opts)?;
+            let mut s = summary::summarize(a.arch, &vs, input, classes, |xs| {
                 let _ = net.forward_t(xs, false);
-            })
+            });
+            s.stem = Some(stem);
+            s.table4 = a.arch.table4_params();
+            s
         }
     };
     if a.json {
@@ -154,35 +241,35 @@ struct LayerVariance {
     average: f64,
     max: f64,
     min: f64,
+    /// The traced layer's index; `None` for `last`, the network's features output.
     #[serde(skip)]
-    record_index: usize,
+    record_index: Option<usize>,
     #[serde(skip)]
     values: Vec<f64>,
 }
 
-/// The layers of Table 5 in a traced forward pass: the 5th, the 20th and the last conv layer.
-fn table5_layers(records: &[trace::LayerRecord]) -> Result<Vec<LayerVariance>> {
+/// The layers of Table 5 in a traced forward pass: the 5th and the 20th conv layer (where the network
+/// has them), and the last conv layer's features as the bias loss sees them (the network's
+/// [`ClassifierNet::features_name`](skipblock_core::model::ClassifierNet::features_name): SkipblockNet's
+/// `conv.0`, ResNet's `layer4`, DenseNet's `features.norm5`, …).
+fn table5_layers(records: &[trace::LayerRecord], features_name: &str, features: &Tensor) -> Vec<LayerVariance> {
     let convs: Vec<usize> = (0..records.len()).filter(|&i| records[i].kind.starts_with("conv")).collect();
-    let last = *convs.last().context("the network has no conv layer")?;
-    let mut picks: Vec<(&'static str, usize)> = [("5th", 4usize), ("20th", 19)]
+    let layer = |layer, name: String, channels, record_index| LayerVariance {
+        layer,
+        name,
+        channels,
+        average: 0.0,
+        max: f64::NEG_INFINITY,
+        min: f64::INFINITY,
+        record_index,
+        values: Vec::new(),
+    };
+    let mut layers: Vec<LayerVariance> = [("5th", 4usize), ("20th", 19)]
         .into_iter()
-        .filter(|(_, i)| *i < convs.len())
-        .map(|(l, i)| (l, convs[i]))
+        .filter_map(|(l, i)| convs.get(i).map(|&r| layer(l, records[r].name.clone(), records[r].output[1], Some(r))))
         .collect();
-    picks.push(("last", last));
-    Ok(picks
-        .into_iter()
-        .map(|(layer, i)| LayerVariance {
-            layer,
-            name: records[i].name.clone(),
-            channels: records[i].output[1],
-            average: 0.0,
-            max: f64::NEG_INFINITY,
-            min: f64::INFINITY,
-            record_index: i,
-            values: Vec::new(),
-        })
-        .collect())
+    layers.push(layer("last", features_name.to_string(), features.size()[1], None));
+    layers
 }
 
 fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
@@ -198,12 +285,13 @@ fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
         let batch: Vec<Tensor> =
             chunk.iter().map(|p| read_image(p).map(|img| loaded.preprocess(&img))).collect::<Result<_>>()?;
         let xs = Tensor::stack(&batch, 0).to_device(device);
-        let (_, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));
+        let (out, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));
         if layers.is_empty() {
-            layers = table5_layers(&records)?;
+            layers = table5_layers(&records, loaded.net.features_name(), &out.features);
         }
         for layer in &mut layers {
-            let v = skipblock_core::loss::bias::sample_variances(&outputs[layer.record_index]).to_kind(Kind::Double);
+            let tensor = layer.record_index.map_or(&out.features, |i| &outputs[i]);
+            let v = skipblock_core::loss::bias::sample_variances(tensor).to_kind(Kind::Double);
             layer.values.extend(Vec::<f64>::try_from(&v)?);
         }
         bar.inc(chunk.len() as u64);

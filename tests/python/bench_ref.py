@@ -3,6 +3,9 @@
   bench_ref.py forward --weights W.safetensors --classes N --threads T --iters K [--batch 1 --size 224]
   bench_ref.py train-step --weights W.safetensors --classes N --threads T --iters K [--batch 32 --size 224]
 
+--arch names the architecture (default skipblocknet-m; the model zoo's networks are torchvision's, with
+the last-conv features the bias loss takes caught by a forward hook).
+
 Prints one JSON object: {"ms_per_iter": median milliseconds, "iters": K}.
 """
 import argparse
@@ -17,13 +20,55 @@ import torch.nn.functional as F  # noqa: E402
 from skipblock_ref import bias_loss, load_weights, skipblocknet_m  # noqa: E402
 
 
+def features_module(arch, model):
+    """The module whose output is our `features` (see src/core/src/model/zoo/)."""
+    if arch.startswith("shufflenetv2"):
+        return model.conv5
+    if arch.startswith("resnet"):
+        return model.layer4
+    if arch.startswith("mobilenetv2"):
+        return model.features[-1]
+    return model.features  # squeezenet: the last fire; densenet: norm5 (ReLU applied below)
+
+
+class WithFeatures(torch.nn.Module):
+    """A torchvision classifier returning (logits, last-conv features) like ours."""
+
+    def __init__(self, arch, model):
+        super().__init__()
+        self.model, self.relu = model, arch.startswith("densenet")
+        self.captured = None
+        features_module(arch, model).register_forward_hook(lambda m, i, o: setattr(self, "captured", o))
+
+    def forward(self, x):
+        logits = self.model(x)
+        return logits, (F.relu(self.captured) if self.relu else self.captured)
+
+
+def build(args):
+    if args.arch == "skipblocknet-m":
+        return skipblocknet_m(args.classes)
+    from zoo_ref import BUILDERS
+
+    if args.arch not in BUILDERS:
+        sys.exit(f"no PyTorch reference for {args.arch} (use --no-reference)")
+    return WithFeatures(args.arch, BUILDERS[args.arch](args.classes))
+
+
+def load(args):
+    model = build(args)
+    target = model.model if isinstance(model, WithFeatures) else model
+    load_weights(target, args.weights)
+    return model
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2]
 
 
 def bench_forward(args):
-    model = load_weights(skipblocknet_m(args.classes), args.weights).eval()
+    model = load(args).eval()
     x = torch.randn(args.batch, 3, args.size, args.size)
     times = []
     with torch.no_grad():
@@ -37,7 +82,7 @@ def bench_forward(args):
 
 
 def bench_train_step(args):
-    model = load_weights(skipblocknet_m(args.classes), args.weights).train()
+    model = load(args).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, args.classes, (args.batch,))
@@ -58,6 +103,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("what", choices=["forward", "train-step"])
     p.add_argument("--weights", required=True)
+    p.add_argument("--arch", default="skipblocknet-m")
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--iters", type=int, default=20)

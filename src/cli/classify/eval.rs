@@ -82,7 +82,7 @@ pub fn run(global: &GlobalArgs, a: &EvalArgs) -> Result<()> {
     let transform = ClsTransform::new(Augment::None, model.crop, ratio, 0.0, false)?;
     let data = Arc::new(ClsDataset::new(set, transform));
     let loader = LoaderConfig { batch_size: a.batch.max(1), strict: a.strict, ..Default::default() };
-    let r = evaluate(&model.net, data, device, &loader, true)?;
+    let r = evaluate(model.net.as_ref(), data, device, &loader, true)?;
     let text = save_report(&r, &a.out)?;
     if a.json {
         println!("{text}");

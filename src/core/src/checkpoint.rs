@@ -4,7 +4,7 @@
 //! so a crash mid-save leaves the previous checkpoint intact. The embedded copy is authoritative; the
 //! sidecar is read only for a weights file that has no embedded record (e.g. one converted elsewhere).
 
-use crate::model::{Arch, BlockOptions};
+use crate::model::{Arch, BlockOptions, Stem};
 use crate::task::Task;
 use crate::tensors::{self, AssignReport};
 use crate::train::EpochRecord;
@@ -24,6 +24,9 @@ pub struct CheckpointMeta {
     pub arch: Arch,
     /// The pipeline (always the architecture's: checked when the record is read).
     pub task: Task,
+    /// The input stem of a model-zoo classifier (`imagenet` or `cifar`; always `imagenet` for
+    /// SkipblockNet and MobileNetV3, and for records written before stems existed).
+    pub stem: Stem,
     /// Batch-norm settings the blocks were built with (`bn_eps` matters at inference).
     pub block: BlockOptions,
     pub num_classes: usize,
@@ -48,6 +51,7 @@ impl Default for CheckpointMeta {
         CheckpointMeta {
             arch: Arch::SkipblocknetM,
             task: Task::Classify,
+            stem: Stem::Imagenet,
             block: BlockOptions::default(),
             num_classes: 0,
             class_names: Vec::new(),
@@ -77,9 +81,9 @@ pub fn save(vs: &VarStore, path: &Path, meta: &CheckpointMeta) -> Result<()> {
 }
 
 impl CheckpointMeta {
-    /// A fresh record for a model of `arch` (the task follows from it).
+    /// A fresh record for a model of `arch` (the task follows from it) with its standard stem.
     pub fn new(arch: Arch, num_classes: usize, block: BlockOptions) -> Self {
-        CheckpointMeta { arch, task: arch.task(), block, num_classes, ..Default::default() }
+        CheckpointMeta { arch, task: arch.task(), stem: arch.stems()[0], block, num_classes, ..Default::default() }
     }
 
     /// Checks that the checkpoint at `path` holds a model for `task`.
@@ -157,7 +161,8 @@ mod tests {
         // Give BN non-trivial running statistics.
         let _ = m.forward_t(&Tensor::randn([8, 3], (Kind::Float, Device::Cpu)), true);
         let meta = CheckpointMeta {
-            arch: Arch::SkipblocknetXs,
+            arch: Arch::Resnet18,
+            stem: Stem::Cifar,
             block: BlockOptions { bn_momentum: 0.01, bn_eps: 1e-3 },
             num_classes: 5,
             class_names: vec!["a".into(), "b".into()],

@@ -7,8 +7,8 @@
 //! * [`pytorch`]: reading `torch.save` state dicts (`.pth`) without Python;
 //! * [`checkpoint`]: atomic `.safetensors` weights plus a record that is enough to rebuild the model;
 //! * [`loss`]: bias loss, cross-entropy, focal loss, label smoothing behind one interface;
-//! * [`model`]: the named architectures ([`model::Arch`]), SkipblockNet XS/S/M/L and MobileNetV3-Large,
-//!   layer tracing, summaries;
+//! * [`model`]: the named architectures ([`model::Arch`]), SkipblockNet XS/S/M/L, MobileNetV3-Large and
+//!   the model zoo behind one [`model::ClassifierNet`] trait, layer tracing, summaries;
 //! * [`task`]: the two pipelines ([`task::Task`]): classification and detection;
 //! * [`recipe`]: the recipe sections both pipelines share;
 //! * [`loader`]: the parallel, reproducible batch loader both pipelines use;

@@ -2,15 +2,20 @@
 //! `[schedule]` and `[train]`. Each pipeline's recipe (classification, detection) lists these next to its
 //! own `[data]` (and detection its `[ssd]`). Every field has a default; unknown keys are errors.
 
-use crate::model::{Arch, BlockOptions};
+use crate::model::{Arch, BlockOptions, Stem};
 use crate::train::metrics::Monitor;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelSection {
-    /// A classifier: skipblocknet-xs|s|m|l or mobilenetv3-large.
+    /// A classifier: skipblocknet-xs|s|m|l, mobilenetv3-large or a model-zoo network (`skipblock model
+    /// list`).
     pub arch: Arch,
+    /// Input stem of a model-zoo network: `imagenet` or `cifar` (32×32: stride 1, no early pooling).
+    /// Unset: the checkpoint's when fine-tuning, else `cifar` for inputs of 64 and below where the
+    /// architecture has one, else its standard stem.
+    pub stem: Option<Stem>,
     /// Square training input size.
     pub input_size: usize,
     /// BatchNorm momentum in PyTorch's convention (0.01 = TF's 0.99).
@@ -22,7 +27,14 @@ pub struct ModelSection {
 
 impl Default for ModelSection {
     fn default() -> Self {
-        ModelSection { arch: Arch::SkipblocknetM, input_size: 224, bn_momentum: 0.01, bn_eps: 1e-5, dropout: 0.2 }
+        ModelSection {
+            arch: Arch::SkipblocknetM,
+            stem: None,
+            input_size: 224,
+            bn_momentum: 0.01,
+            bn_eps: 1e-5,
+            dropout: 0.2,
+        }
     }
 }
 

@@ -104,17 +104,7 @@ impl ConvBn {
         let std = (2.0 / (kernel * kernel * cout) as f64).sqrt();
         let conv =
             same_conv(conv_path, [cin, cout, kernel, stride, groups], false, nn::Init::Randn { mean: 0.0, stdev: std });
-        let bn = nn::batch_norm2d(
-            bn_path,
-            cout,
-            nn::BatchNormConfig {
-                momentum: opts.bn_momentum,
-                eps: opts.bn_eps,
-                ws_init: nn::Init::Const(1.0),
-                bs_init: nn::Init::Const(0.0),
-                ..Default::default()
-            },
-        );
+        let bn = batch_norm(bn_path, cout, opts);
         ConvBn {
             name,
             conv,
@@ -202,12 +192,28 @@ pub struct Conv {
 
 impl Conv {
     pub fn new(p: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, groups: i64) -> Self {
-        let name = p.components().collect::<Vec<_>>().join(".");
         let fan_in = (cin / groups * kernel * kernel) as f64;
         let fan_out = (cout / groups * kernel * kernel) as f64;
         let bound = (6.0 / (fan_in + fan_out)).sqrt();
-        let conv = same_conv(p, [cin, cout, kernel, stride, groups], true, nn::Init::Uniform { lo: -bound, up: bound });
-        Conv { name, conv, kernel, groups, in_channels: cin, out_channels: cout }
+        let spec = ConvSpec { stride, groups, ..ConvSpec::same(kernel) };
+        Conv::with(p, cin, cout, spec, nn::Init::Uniform { lo: -bound, up: bound })
+    }
+
+    /// Any convolution: `spec` gives kernel, stride, padding, groups and the bias (initialised to 0),
+    /// `init` the weights (the model zoo's convolutions, DenseNet's pre-activation ones, SqueezeNet's).
+    pub fn with(p: nn::Path, cin: i64, cout: i64, spec: ConvSpec, init: nn::Init) -> Self {
+        let name = p.components().collect::<Vec<_>>().join(".");
+        let config = nn::ConvConfig {
+            stride: spec.stride,
+            padding: spec.padding,
+            groups: spec.groups,
+            bias: spec.bias,
+            ws_init: init,
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        };
+        let conv = nn::conv2d(p, cin, cout, spec.kernel, config);
+        Conv { name, conv, kernel: spec.kernel, groups: spec.groups, in_channels: cin, out_channels: cout }
     }
 
     pub fn params(&self) -> i64 {
@@ -223,6 +229,44 @@ impl Conv {
         }
         ys
     }
+}
+
+/// Geometry of a [`Conv::with`] convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub kernel: i64,
+    pub stride: i64,
+    pub padding: i64,
+    pub groups: i64,
+    pub bias: bool,
+}
+
+impl ConvSpec {
+    /// k×k, stride 1, "same" padding ((k − 1) / 2), no groups, with a bias.
+    pub fn same(kernel: i64) -> Self {
+        ConvSpec { kernel, stride: 1, padding: (kernel - 1) / 2, groups: 1, bias: true }
+    }
+}
+
+/// He (Kaiming) normal initialisation in fan-out mode for ReLU, torchvision's conv init:
+/// N(0, sqrt(2 / (k·k·out / groups))).
+pub fn kaiming_fan_out(cout: i64, kernel: i64, groups: i64) -> nn::Init {
+    nn::Init::Randn { mean: 0.0, stdev: (2.0 / (kernel * kernel * cout / groups.max(1)) as f64).sqrt() }
+}
+
+/// A batch norm with weight 1, bias 0 and the block options' momentum and epsilon.
+pub fn batch_norm(p: nn::Path, channels: i64, opts: BlockOptions) -> nn::BatchNorm {
+    nn::batch_norm2d(
+        p,
+        channels,
+        nn::BatchNormConfig {
+            momentum: opts.bn_momentum,
+            eps: opts.bn_eps,
+            ws_init: nn::Init::Const(1.0),
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        },
+    )
 }
 
 /// A linear layer that reports itself to the tracer.

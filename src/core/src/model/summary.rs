@@ -2,7 +2,7 @@
 //! the real network at batch 1 (convolutions and linear layers, as the paper counts), and the total of
 //! trainable parameters from the variable store.
 
-use super::arch::Arch;
+use super::arch::{Arch, Stem, Table4Params};
 use super::trace::{self, LayerRecord};
 use serde::Serialize;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -17,6 +17,13 @@ pub struct Summary {
     /// Multiply-adds of conv and linear layers for one image.
     pub macs: i64,
     pub layers: Vec<LayerRecord>,
+    /// The input stem (classifiers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stem: Option<Stem>,
+    /// The paper's Table 4 count for this architecture, where it lists one, and the configuration it
+    /// counts (printed next to ours).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table4: Option<Table4Params>,
 }
 
 /// Traces `forward` on a zero image of `input`×`input` and totals what it saw.
@@ -25,7 +32,7 @@ pub fn summarize(arch: Arch, vs: &VarStore, input: i64, num_classes: i64, forwar
     let ((), layers, _) = trace::traced(false, || tch::no_grad(|| forward(&xs)));
     let params = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
     let macs = layers.iter().map(|l| l.macs).sum();
-    Summary { arch, input_size: input, num_classes, params, macs, layers }
+    Summary { arch, input_size: input, num_classes, params, macs, layers, stem: None, table4: None }
 }
 
 impl Summary {
@@ -58,6 +65,17 @@ impl Summary {
             self.input_size,
             self.num_classes
         ));
+        if let Some(stem) = self.stem {
+            out.push_str(&format!("stem: {stem}\n"));
+        }
+        if let Some(t) = self.table4 {
+            out.push_str(&format!(
+                "Table 4 (CIFAR-100 comparison): {:.2} M parameters, as counted with the {} stem and {} classes\n",
+                t.params / 1e6,
+                t.stem,
+                t.classes
+            ));
+        }
         out
     }
 }
