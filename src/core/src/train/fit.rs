@@ -691,6 +691,22 @@ mod tests {
     }
 
     #[test]
+    fn bf16_training_keeps_float32_weights_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let mut opts = options(&dir.path().join("run"), 2, false);
+        opts.train.amp = crate::recipe::Amp::Bf16;
+        let summary = fit(&mut toy(&vs), &vs, &opts).unwrap();
+        assert!(summary.last.train_loss.is_finite());
+        for file in ["last.safetensors", "best.safetensors", "last.state.safetensors"] {
+            let (named, _) = tensors::read_safetensors(&dir.path().join("run").join(file)).unwrap();
+            for (k, t) in named.iter().filter(|(k, _)| !k.ends_with("__updates__")) {
+                assert_eq!(t.kind(), Kind::Float, "{file}: {k}");
+            }
+        }
+    }
+
+    #[test]
     fn a_log_that_cannot_be_written_does_not_stop_training() {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("run");

@@ -181,4 +181,105 @@ mod tests {
         assert!(!s.unscale(&[bad]).unwrap());
         assert_eq!(s.scale(), 32768.0);
     }
+
+    use crate::loss::{Loss, LossConfig, LossKind};
+    use crate::model::{Arch, BlockOptions, SkipblockNet};
+    use crate::recipe::OptimSection;
+    use crate::train::optim::Optimizer;
+
+    /// SkipblockNet-XS without dropout (10 classes) with deterministic weights, and its variables.
+    fn net() -> (VarStore, SkipblockNet) {
+        let vs = VarStore::new(Device::Cpu);
+        let mut config = Arch::SkipblocknetXs.config();
+        config.dropout = 0.0;
+        let net = SkipblockNet::new(&vs.root(), &config, 10, BlockOptions::default());
+        tch::no_grad(|| {
+            let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+            vars.sort_by(|a, b| a.0.cmp(&b.0));
+            for (i, (_, mut v)) in vars.into_iter().enumerate() {
+                if v.kind() == Kind::Float {
+                    let n = v.numel() as i64;
+                    let values = (Tensor::arange(n, (Kind::Float, Device::Cpu)) * (0.7 + 0.01 * i as f64)).sin() * 0.3;
+                    v.copy_(&values.view(v.size().as_slice()));
+                }
+            }
+        });
+        (vs, net)
+    }
+
+    fn batch() -> (Tensor, Tensor) {
+        let x = (Tensor::arange(4 * 3 * 64 * 64, (Kind::Float, Device::Cpu)) * 0.013).sin().view([4, 3, 64, 64]);
+        (x, Tensor::from_slice(&[1i64, 3, 5, 7]))
+    }
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+        let (a, b) = (a.to_kind(Kind::Double), b.to_kind(Kind::Double));
+        f64::try_from((&a - &b).abs().max()).unwrap() / f64::try_from(b.abs().max()).unwrap().max(1e-12)
+    }
+
+    /// Logits and loss of one training pass, then the weights after one SGD step.
+    fn train_step(
+        vs: &VarStore,
+        net: &SkipblockNet,
+        precision: Precision,
+        channels_last: bool,
+        loss: LossKind,
+    ) -> (Tensor, f64, Vec<(String, Tensor)>) {
+        let (x, y) = batch();
+        let x = input_format(&x, channels_last).unwrap();
+        let mut loss = Loss::new(LossConfig { kind: loss, ..Default::default() }).unwrap();
+        let mut opt = Optimizer::new(vs, &OptimSection { lr: 0.05, ..Default::default() });
+        let (logits, l) = precision
+            .run(|| {
+                let out = net.forward_t(&x, true);
+                let l = loss.compute(&out.logits, Some(&out.features), &y).unwrap().loss;
+                (out.logits, l)
+            })
+            .unwrap();
+        assert_eq!(l.kind(), Kind::Float, "the loss is computed in float32");
+        l.backward();
+        opt.step().unwrap();
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        (logits, f64::try_from(&l).unwrap(), vars)
+    }
+
+    #[test]
+    fn channels_last_gives_the_nchw_forward_and_step() {
+        let (vs_a, net_a) = net();
+        let (vs_b, net_b) = net();
+        to_memory_format(&vs_b, true).unwrap();
+        let off = Precision::off(Device::Cpu);
+        let (logits_a, loss_a, after_a) = train_step(&vs_a, &net_a, off, false, LossKind::Bias);
+        let (logits_b, loss_b, after_b) = train_step(&vs_b, &net_b, off, true, LossKind::Bias);
+        assert!(max_rel(&logits_b, &logits_a) < 1e-4, "logits: {}", max_rel(&logits_b, &logits_a));
+        assert!((loss_a - loss_b).abs() < 1e-4 * loss_a.abs().max(1.0), "{loss_a} vs {loss_b}");
+        let mut channels_last = 0;
+        for ((k, a), (_, b)) in after_a.iter().zip(&after_b) {
+            assert!(max_rel(b, a) < 1e-4, "{k} after one step: {}", max_rel(b, a));
+            channels_last += usize::from(b.dim() == 4 && shim::is_channels_last(b).unwrap());
+        }
+        assert!(channels_last > 10, "the convolution weights stay channels-last after the step");
+    }
+
+    #[test]
+    fn bf16_autocast_on_the_cpu_stays_within_bf16_of_fp32_and_keeps_fp32_weights() {
+        let (vs_a, net_a) = net();
+        let (vs_b, net_b) = net();
+        // Cross-entropy: the bias loss's min-max scaled variances over a batch of 4 amplify any rounding.
+        let (logits_a, loss_a, after_a) = train_step(&vs_a, &net_a, Precision::off(Device::Cpu), false, LossKind::Ce);
+        let bf16 = Precision::new(Amp::Bf16, Device::Cpu).unwrap();
+        let (logits_b, loss_b, after_b) = train_step(&vs_b, &net_b, bf16, false, LossKind::Ce);
+        let (vs_c, net_c) = net();
+        let (_, bias_loss, _) = train_step(&vs_c, &net_c, bf16, false, LossKind::Bias);
+        assert!(bias_loss.is_finite());
+        assert_eq!(logits_b.kind(), Kind::BFloat16, "the network ran in bfloat16");
+        assert!(loss_b.is_finite());
+        // bf16 keeps 8 bits of mantissa; through ~40 layers a few per cent of the largest logit.
+        assert!(max_rel(&logits_b, &logits_a) < 0.05, "logits: {}", max_rel(&logits_b, &logits_a));
+        assert!((loss_a - loss_b).abs() < 0.02 * loss_a.abs(), "{loss_a} vs {loss_b}");
+        for ((k, a), (_, b)) in after_a.iter().zip(&after_b) {
+            assert_eq!(b.kind(), a.kind(), "{k} keeps its dtype");
+        }
+    }
 }
