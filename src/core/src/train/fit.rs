@@ -683,7 +683,8 @@ mod tests {
             opts.train.fused_optimizer = fused;
             opts.optim.nesterov = true;
             fit(&mut toy(&vs), &vs, &opts).unwrap();
-            losses.push(MetricsLog::new(&opts.run_dir).read().unwrap().iter().map(|r| r.train_loss).collect::<Vec<_>>());
+            losses
+                .push(MetricsLog::new(&opts.run_dir).read().unwrap().iter().map(|r| r.train_loss).collect::<Vec<_>>());
         }
         for (a, b) in losses[0].iter().zip(&losses[1]) {
             assert!((a - b).abs() < 1e-5, "{losses:?}");

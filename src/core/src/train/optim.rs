@@ -412,7 +412,11 @@ mod tests {
             let x = (Tensor::arange(2 * 3 * 6 * 6, (Kind::Float, Device::Cpu)) * (0.05 + 0.01 * step as f64))
                 .cos()
                 .view([2, 3, 6, 6]);
-            let h = x.conv2d(&conv, Some(&bias), [1, 1], [0, 0], [1, 1], 1).relu().mean_dim(&[2i64, 3][..], false, Kind::Float);
+            let h = x.conv2d(&conv, Some(&bias), [1, 1], [0, 0], [1, 1], 1).relu().mean_dim(
+                &[2i64, 3][..],
+                false,
+                Kind::Float,
+            );
             h.matmul(&head.tr()).square().sum(Kind::Float)
         }
     }
@@ -429,7 +433,8 @@ mod tests {
             loss(step).backward();
             opt.step().unwrap();
         }
-        let mut out: BTreeMap<String, Tensor> = vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect();
+        let mut out: BTreeMap<String, Tensor> =
+            vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect();
         out.extend(opt.state());
         out
     }
@@ -437,8 +442,20 @@ mod tests {
     #[test]
     fn fused_steps_equal_the_per_parameter_ones() {
         let configs = [
-            OptimSection { kind: OptimizerKind::Sgd, lr: 0.005, momentum: 0.9, weight_decay: 0.0, ..Default::default() },
-            OptimSection { kind: OptimizerKind::Sgd, lr: 0.005, momentum: 0.9, weight_decay: 1e-2, ..Default::default() },
+            OptimSection {
+                kind: OptimizerKind::Sgd,
+                lr: 0.005,
+                momentum: 0.9,
+                weight_decay: 0.0,
+                ..Default::default()
+            },
+            OptimSection {
+                kind: OptimizerKind::Sgd,
+                lr: 0.005,
+                momentum: 0.9,
+                weight_decay: 1e-2,
+                ..Default::default()
+            },
             OptimSection {
                 kind: OptimizerKind::Sgd,
                 lr: 0.005,
@@ -448,7 +465,13 @@ mod tests {
                 no_decay_bn_bias: true,
                 ..Default::default()
             },
-            OptimSection { kind: OptimizerKind::Sgd, lr: 0.005, momentum: 0.0, weight_decay: 1e-2, ..Default::default() },
+            OptimSection {
+                kind: OptimizerKind::Sgd,
+                lr: 0.005,
+                momentum: 0.0,
+                weight_decay: 1e-2,
+                ..Default::default()
+            },
             OptimSection {
                 kind: OptimizerKind::Rmsprop,
                 lr: 0.01,
@@ -463,7 +486,10 @@ mod tests {
             let a = after_steps(&config, false, 6);
             let b = after_steps(&config, true, 6);
             assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{config:?}");
-            let moved = f64::try_from((&a["conv.weight"] - after_steps(&config, false, 0)["conv.weight"].shallow_clone()).abs().max()).unwrap();
+            let moved = f64::try_from(
+                (&a["conv.weight"] - after_steps(&config, false, 0)["conv.weight"].shallow_clone()).abs().max(),
+            )
+            .unwrap();
             assert!(moved > 1e-3, "the steps change the weights: {moved}");
             for (k, x) in &a {
                 // Relative to the tensor's largest value (momentum buffers of this loss reach ~10).

@@ -168,7 +168,9 @@ mod tests {
         }
         to_memory_format(&vs, false).unwrap();
         assert!(!shim::is_channels_last(&conv.ws).unwrap());
-        assert!(MemoryFormat::Auto.channels_last_on(Device::Cuda(0)) && !MemoryFormat::Auto.channels_last_on(Device::Cpu));
+        assert!(
+            MemoryFormat::Auto.channels_last_on(Device::Cuda(0)) && !MemoryFormat::Auto.channels_last_on(Device::Cpu)
+        );
     }
 
     #[test]
