@@ -45,7 +45,8 @@ pub struct TrainBenchArgs {
     /// Batch of the detection rows.
     #[arg(long, default_value_t = 32)]
     pub detect_batch: usize,
-    /// Only the model-only classification rows (no detection, end-to-end or loader rows).
+    /// Only the model-only classification rows (and the profile with --profile): no detection,
+    /// end-to-end or loader rows.
     #[arg(long)]
     pub model_only: bool,
 }
@@ -487,13 +488,12 @@ pub fn bench_train(global: &GlobalArgs, a: &TrainBenchArgs) -> Result<Vec<Row>> 
     let batch = a.batch.unwrap_or(if device.is_cuda() { 256 } else { 32 });
     let iters = a.common.iters.clamp(1, if device.is_cuda() { 50 } else { 10 });
     let mut rows = model_only_rows(a, device, batch, iters)?;
-    if a.model_only {
-        return Ok(rows);
+    if !a.model_only {
+        rows.push(detect_model_only_row(a, device, iters)?);
+        let (row, _) = classify_end_to_end(a, device, batch, iters, false)?;
+        rows.push(row);
+        rows.push(detect_end_to_end(a, device, iters)?);
     }
-    rows.push(detect_model_only_row(a, device, iters)?);
-    let (row, _) = classify_end_to_end(a, device, batch, iters, false)?;
-    rows.push(row);
-    rows.push(detect_end_to_end(a, device, iters)?);
     if a.profile {
         let (row, phases) = classify_end_to_end(a, device, batch, iters, true)?;
         let total: f64 = phases.iter().map(|p| p.1).sum();
@@ -509,6 +509,8 @@ pub fn bench_train(global: &GlobalArgs, a: &TrainBenchArgs) -> Result<Vec<Row>> 
             rows.push(Row { name: format!("profile: {name}"), unit: "ms", ours: ms, reference: None, ratio: None });
         }
     }
-    rows.extend(super::bench::bench_loaders(&a.common)?);
+    if !a.model_only {
+        rows.extend(super::bench::bench_loaders(&a.common)?);
+    }
     Ok(rows)
 }
