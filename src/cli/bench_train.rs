@@ -196,7 +196,7 @@ fn reference_train(
     cmd.arg(reference_script()?)
         .args(["train-model", "--weights"])
         .arg(weights)
-        .args(["--device", &device_arg, "--threads", &all_threads().to_string()])
+        .args(["--device", &device_arg, "--threads", &tch::get_num_threads().to_string()])
         .args(["--iters", &iters.to_string(), "--warmup", "1", "--batch", &batch.to_string()])
         .args(["--size", &size.to_string()])
         .env("PYTHONWARNINGS", "ignore");
@@ -482,9 +482,10 @@ pub fn bench_train(global: &GlobalArgs, a: &TrainBenchArgs) -> Result<Vec<Row>> 
     let device = global.device()?;
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
-    } else {
-        tch::set_num_threads(all_threads() as i32);
     }
+    // --threads N (global) for both sides; 0: one per core.
+    let threads = if global.threads == 0 { all_threads() } else { global.threads };
+    tch::set_num_threads(threads as i32);
     let batch = a.batch.unwrap_or(if device.is_cuda() { 256 } else { 32 });
     let iters = a.common.iters.clamp(1, if device.is_cuda() { 50 } else { 10 });
     let mut rows = model_only_rows(a, device, batch, iters)?;
