@@ -93,16 +93,15 @@ impl Phases {
 }
 
 /// A model with its optimiser (and EMA), stepping on batches: forward and loss under `precision`.
-struct Trainer<'a> {
-    vs: &'a VarStore,
+struct Trainer {
     opt: Optimizer,
     ema: Option<Ema>,
     precision: Precision,
     channels_last: bool,
 }
 
-impl<'a> Trainer<'a> {
-    fn new(vs: &'a VarStore, precision: Precision, channels_last: bool, fused: bool, ema: bool) -> Result<Self> {
+impl Trainer {
+    fn new(vs: &VarStore, precision: Precision, channels_last: bool, fused: bool, ema: bool) -> Result<Self> {
         to_memory_format(vs, channels_last)?;
         let mut opt = Optimizer::new(vs, &OptimSection { lr: 0.01, ..Default::default() });
         opt.set_fused(fused);
@@ -111,7 +110,7 @@ impl<'a> Trainer<'a> {
             e.set_fused(fused);
             e
         });
-        Ok(Trainer { vs, opt, ema, precision, channels_last })
+        Ok(Trainer { opt, ema, precision, channels_last })
     }
 
     /// One step: `forward` gives the model's outputs, `loss` the loss from them.
@@ -136,7 +135,6 @@ impl<'a> Trainer<'a> {
             e.update();
             phases.mark("EMA");
         }
-        let _ = self.vs;
         Ok(())
     }
 }

@@ -40,6 +40,19 @@ bool all_cuda(const std::vector<at::Tensor> &ts) {
   return !ts.empty();
 }
 
+// `_fused_sgd_` needs every list on one device with one dtype and the same strides element by element
+// (a channels-last weight may receive an NCHW gradient): otherwise the `_foreach_*` path runs.
+bool fusable(const std::vector<at::Tensor> &p, const std::vector<at::Tensor> &g, const std::vector<at::Tensor> &b) {
+  if (!all_cuda(p)) return false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    if (!g[i].is_cuda() || g[i].scalar_type() != p[i].scalar_type() || g[i].strides() != p[i].strides() ||
+        p[i].device() != p[0].device())
+      return false;
+    if (!b.empty() && (b[i].scalar_type() != p[i].scalar_type() || b[i].strides() != p[i].strides())) return false;
+  }
+  return true;
+}
+
 // A gradient with L2 weight decay, `g + wd·p` (new tensors), or the gradients themselves.
 std::vector<at::Tensor> decayed(const std::vector<at::Tensor> &grads, const std::vector<at::Tensor> &params,
                                 double wd) {
@@ -74,7 +87,7 @@ char *sb_sgd_step(tensor *params, tensor *grads, tensor *bufs, int64_t n, double
     auto p = list(params, n);
     auto g = list(grads, n);
     std::vector<at::Tensor> b = momentum > 0.0 ? list(bufs, n) : std::vector<at::Tensor>();
-    if (fused && all_cuda(p)) {
+    if (fused && fusable(p, g, b)) {
       at::_fused_sgd_(p, g, b, weight_decay, momentum, lr, 0.0, nesterov != 0, false, false);
       return nullptr;
     }
