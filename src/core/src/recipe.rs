@@ -140,7 +140,7 @@ pub struct TrainSection {
     /// cuDNN benchmark mode on CUDA (the fastest convolution algorithms for the shapes seen).
     pub cudnn_benchmark: bool,
     /// Memory order of the convolution weights (and so of the activations): `auto` (channels-last on
-    /// CUDA, NCHW on the CPU where it measured faster), `channels-last` or `nchw`.
+    /// CUDA, NCHW on the CPU), `channels-last` or `nchw`.
     pub memory_format: MemoryFormat,
     /// Mixed precision: `off`, `bf16` (autocast to bfloat16, CUDA and CPU) or `fp16` (CUDA, with dynamic
     /// loss scaling). The loss is computed in float32 and the weights and checkpoints stay float32.
@@ -161,8 +161,9 @@ pub enum MemoryFormat {
 }
 
 impl MemoryFormat {
-    /// Whether channels-last is used on `device`. On the 2-core CPU machine the SkipblockNet-M training
-    /// step measured slower in channels-last (docs/BENCHMARKS.md), so `auto` keeps NCHW there.
+    /// Whether channels-last is used on `device`. On the 2-core CPU machine channels-last measured faster
+    /// for SkipblockNet-M at 224 but slower at the small sizes of the tests and the demo, under heavy
+    /// load (docs/BENCHMARKS.md, "Training step"): `auto` keeps NCHW there until a quiet-machine run.
     pub fn channels_last_on(self, device: tch::Device) -> bool {
         match self {
             MemoryFormat::Auto => device.is_cuda(),
