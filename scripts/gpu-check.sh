@@ -62,6 +62,7 @@ for r in json.load(open(sys.argv[1])):
 PYEOF
 
 step "classify train (synthetic Food-101 layout, bias loss, bf16 AMP)"
+rm -rf "$OUT/cls-data" "$OUT/voc-data"   # this script's own data from an earlier run
 "$BIN" data synth-cls --out "$OUT/cls-data" --layout food101 "${CLS[@]}" --seed 0 > /dev/null
 "$BIN" --device "$DEVICE" -q --seed 0 classify train --config configs/synthetic-food101.toml --data "$OUT/cls-data" \
   --runs-dir "$OUT" --name classify --exist-ok --amp bf16 "${CLS_TRAIN[@]}"
