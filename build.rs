@@ -6,7 +6,13 @@
 //!   `LIBTORCH_USE_PYTORCH=1`), so `target/release/skipblock` and the test binaries run without
 //!   `LD_LIBRARY_PATH`. On another machine, `LD_LIBRARY_PATH` still takes precedence over nothing: set it
 //!   to that machine's torch `lib/` folder.
+#[allow(dead_code)] // skipblock-core's build script includes this file and calls `link_libtorch` itself
 fn main() {
+    link_libtorch();
+}
+
+/// The link arguments above, for every crate that links libtorch.
+pub fn link_libtorch() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {

@@ -115,3 +115,74 @@ pub fn write_random_checkpoint(path: &std::path::Path) {
     };
     checkpoint::save(&vs, path, &meta).unwrap();
 }
+
+#[test]
+fn amp_and_memory_format_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("m.safetensors");
+    write_random_checkpoint(&ckpt);
+    let syn = dir.path().join("syn");
+    let (ok, _, stderr) = run(&[
+        "data",
+        "synth-cls",
+        "--out",
+        path_str(&syn),
+        "--layout",
+        "imagefolder",
+        "--classes",
+        "2",
+        "--train",
+        "1",
+        "--test",
+        "1",
+        "--size",
+        "32",
+    ]);
+    assert!(ok, "{stderr}");
+    let image = std::fs::read_dir(syn.join("ellipse_plain")).unwrap().next().unwrap().unwrap().path();
+    // bf16 inference on the CPU: the same top class, probabilities within bf16's precision.
+    let probs = |amp: &str| -> Vec<f64> {
+        let (ok, stdout, stderr) = run(&[
+            "classify",
+            "predict",
+            "--weights",
+            path_str(&ckpt),
+            path_str(&image),
+            "--topk",
+            "3",
+            "--json",
+            "--amp",
+            amp,
+        ]);
+        assert!(ok, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+        v["probabilities"].as_array().unwrap_or_else(|| panic!("{v}")).iter().map(|p| p.as_f64().unwrap()).collect()
+    };
+    let (fp32, bf16) = (probs("off"), probs("bf16"));
+    for (a, b) in fp32.iter().zip(&bf16) {
+        assert!((a - b).abs() < 0.05, "{fp32:?} vs {bf16:?}");
+    }
+    // fp16 is CUDA's: one clear line on the CPU.
+    let (ok, _, stderr) = run(&[
+        "--device",
+        "cpu",
+        "classify",
+        "predict",
+        "--weights",
+        path_str(&ckpt),
+        path_str(&image),
+        "--amp",
+        "fp16",
+    ]);
+    assert!(!ok);
+    assert!(one_error_line(&stderr).contains("--amp bf16"), "{stderr}");
+    // The recipe keys and their shortcuts.
+    let recipe = repo().join("configs/synthetic-food101.toml");
+    let (ok, stdout, stderr) =
+        run(&["config", "show", path_str(&recipe), "--set", "train.memory_format=channels-last"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("memory_format = \"channels-last\"") && stdout.contains("amp = \"off\""), "{stdout}");
+    let (ok, _, stderr) = run(&["config", "show", path_str(&recipe), "--set", "train.amp=fp8"]);
+    assert!(!ok);
+    assert!(one_error_line(&stderr).contains("fp8"), "{stderr}");
+}

@@ -61,6 +61,8 @@ impl MultiboxLoss {
         conf_t: &Tensor,
         sample_weights: Option<&Tensor>,
     ) -> Result<MultiboxOutput> {
+        // In float32 whatever autocast made of the predictions (`--amp`).
+        let (loc_pred, conf_pred) = (&loc_pred.to_kind(Kind::Float), &conf_pred.to_kind(Kind::Float));
         let (ls, cs) = (loc_pred.size(), conf_pred.size());
         if ls.len() != 3 || ls[2] != 4 || cs.len() != 3 || cs[..2] != ls[..2] {
             bail!("multibox loss: predictions of shapes {ls:?} (loc) and {cs:?} (conf) do not fit [B, P, 4] and [B, P, C]");

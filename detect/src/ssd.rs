@@ -184,7 +184,9 @@ impl Ssd {
     /// per-class NMS, best first; boxes normalised to [0, 1], labels 1-based.
     pub fn detect(&self, xs: &Tensor, post: &PostprocessConfig) -> Result<Vec<Vec<Detection>>> {
         let out = tch::no_grad(|| self.forward_t(xs, false));
-        postprocess(&out.loc, &out.conf, &self.priors, &self.config.box_coder, post)
+        // float32 whatever autocast (`--amp`) made of the predictions.
+        let (loc, conf) = (out.loc.to_kind(tch::Kind::Float), out.conf.to_kind(tch::Kind::Float));
+        postprocess(&loc, &conf, &self.priors, &self.config.box_coder, post)
     }
 
     /// The feature maps the heads see, largest first.

@@ -24,6 +24,10 @@ pub enum BenchCommand {
     Backbone(CommonArgs),
     /// One training step (batch 32, 224×224, bias loss, SGD; SkipblockNet-M unless --arch) vs PyTorch eager.
     TrainStep(CommonArgs),
+    /// The training step at full speed on --device: model-only SkipblockNet-M in NCHW / channels-last /
+    /// bf16 vs PyTorch eager in the same modes, fused vs per-parameter optimiser, SSDLite-S, end to end
+    /// with the loaders, and the loaders alone; --profile times the step's phases.
+    Train(super::bench_train::TrainBenchArgs),
     /// Data loaders on all cores: classification (Inception crop to 224) and SSD augmentation (300).
     Loaders(CommonArgs),
     /// SSDLite-SkipblockNet-S end to end on a JPEG folder: decode, preprocess, forward, NMS (images/s).
@@ -55,13 +59,14 @@ pub struct CommonArgs {
 }
 
 #[derive(Serialize)]
-struct Row {
-    name: String,
-    unit: &'static str,
-    ours: f64,
-    reference: Option<f64>,
-    /// ours / reference for times (< 1: faster than the reference).
-    ratio: Option<f64>,
+pub(super) struct Row {
+    pub name: String,
+    pub unit: &'static str,
+    pub ours: f64,
+    pub reference: Option<f64>,
+    /// ours / reference for times (< 1: faster than the reference); for images/s rows too (the
+    /// reference's rate / ours).
+    pub ratio: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -85,7 +90,7 @@ fn time_ms(iters: usize, warmup: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// The reference script shipped with the repository.
-fn reference_script() -> Result<PathBuf> {
+pub(super) fn reference_script() -> Result<PathBuf> {
     let candidates = [
         PathBuf::from("tests/python/bench_ref.py"),
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/bench_ref.py"),
@@ -96,7 +101,7 @@ fn reference_script() -> Result<PathBuf> {
         .context("tests/python/bench_ref.py not found: run bench from the repository root")
 }
 
-fn python(args: &CommonArgs) -> PathBuf {
+pub(super) fn python(args: &CommonArgs) -> PathBuf {
     args.python.clone().unwrap_or_else(|| {
         let venv = PathBuf::from(".venv/bin/python");
         if venv.exists() {
@@ -134,7 +139,7 @@ fn model_with_weights(dir: &Path, arch: Arch) -> Result<(Classifier, PathBuf)> {
     Ok((Classifier::load(&path, None, Device::Cpu)?, path))
 }
 
-fn all_threads() -> usize {
+pub(super) fn all_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
@@ -180,7 +185,7 @@ fn bench_train_step(args: &CommonArgs) -> Result<Vec<Row>> {
         let out = model.net.forward_t(&x, true);
         let l = loss.compute(&out.logits, Some(&out.features), &y).expect("bias loss on a valid batch");
         l.loss.backward();
-        opt.step();
+        opt.step().expect("an SGD step on valid gradients");
     });
     let reference = if args.no_reference {
         None
@@ -200,7 +205,7 @@ fn throughput_row(name: String, images: usize, seconds: f64) -> Row {
     Row { name, unit: "img/s", ours: images as f64 / seconds.max(1e-9), reference: None, ratio: None }
 }
 
-fn bench_loaders(_args: &CommonArgs) -> Result<Vec<Row>> {
+pub(super) fn bench_loaders(_args: &CommonArgs) -> Result<Vec<Row>> {
     use skipblock_core::loader::{load_epoch, LoaderConfig};
     use skipblock_data::classification::{open, Augment, ClsDataset, ClsTransform, Layout, Split};
     let dir = tempfile::tempdir()?;
@@ -385,8 +390,9 @@ fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
     }])
 }
 
-pub fn run(_global: &GlobalArgs, command: &BenchCommand) -> Result<()> {
+pub fn run(global: &GlobalArgs, command: &BenchCommand) -> Result<()> {
     let (rows, args) = match command {
+        BenchCommand::Train(a) => (super::bench_train::bench_train(global, a)?, &a.common),
         BenchCommand::Backbone(a) => (bench_backbone(a)?, a),
         BenchCommand::TrainStep(a) => (bench_train_step(a)?, a),
         BenchCommand::Loaders(a) => (bench_loaders(a)?, a),
@@ -411,6 +417,6 @@ pub fn run(_global: &GlobalArgs, command: &BenchCommand) -> Result<()> {
         let ratio = r.ratio.map_or("-".into(), |v| format!("{v:.2}"));
         println!("{:<64} {:>12} {:>14} {:>8}", r.name, format!("{:.2} {}", r.ours, r.unit), reference, ratio);
     }
-    ui::info("reference: PyTorch eager (same architecture and weights) or the Python devkit-style mAP; ratio = ours / reference (< 1: faster)");
+    ui::info("reference: PyTorch eager (same architecture and weights), the Python devkit-style mAP, or our own slower path where named; ratio = ours / reference in time (< 1: faster)");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! verb. Global flags (`--device`, `--threads`, `--seed`, `-v`/`-q`) apply to every command.
 
 mod bench;
+mod bench_train;
 mod classify;
 mod config;
 mod data;
@@ -90,6 +91,18 @@ pub struct RunArgs {
     /// Shortcut for --set loss.kind=K (ce, bias, focal, label-smoothing).
     #[arg(long)]
     pub loss: Option<LossKind>,
+    /// Shortcut for --set train.amp=A: mixed precision off, bf16 (CPU and CUDA) or fp16 (CUDA, loss
+    /// scaling).
+    #[arg(long, value_enum)]
+    pub amp: Option<skipblock_core::recipe::Amp>,
+    /// Shortcut for --set train.memory_format=F: auto (channels-last on CUDA), channels-last or nchw.
+    #[arg(long, value_enum)]
+    pub memory_format: Option<skipblock_core::recipe::MemoryFormat>,
+}
+
+/// Runs an inference command under `--amp` (autocast on the command's device).
+pub fn with_amp(global: &GlobalArgs, amp: skipblock_core::recipe::Amp, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    skipblock_core::train::speed::Precision::new(amp, global.device()?)?.run(f)?
 }
 
 impl RunArgs {
@@ -107,6 +120,12 @@ impl RunArgs {
         }
         if let Some(kind) = self.loss {
             out.push(format!("loss.kind={}", serde_json::to_string(&kind).expect("a unit enum serialises")));
+        }
+        if let Some(amp) = self.amp {
+            out.push(format!("train.amp={}", serde_json::to_string(&amp).expect("a unit enum serialises")));
+        }
+        if let Some(f) = self.memory_format {
+            out.push(format!("train.memory_format={}", serde_json::to_string(&f).expect("a unit enum serialises")));
         }
         out.extend(self.set.iter().cloned());
         out

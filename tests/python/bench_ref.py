@@ -2,6 +2,10 @@
 
   bench_ref.py forward --weights W.safetensors --classes N --threads T --iters K [--batch 1 --size 224]
   bench_ref.py train-step --weights W.safetensors --classes N --threads T --iters K [--batch 32 --size 224]
+  bench_ref.py train-model --weights W.safetensors --device cpu|cuda[:N] [--channels-last] [--amp bf16]
+      [--batch 256 --size 224 --iters K]: model-only training steps (forward, bias loss, backward,
+      torch.optim.SGD with its default implementation) on a fixed random batch, timed as the mean over
+      K steps between two device barriers (`skipblock bench train` measures the same way).
 
 --arch names the architecture (default skipblocknet-m; the model zoo's networks are torchvision's, with
 the last-conv features the bias loss takes caught by a forward hook).
@@ -99,9 +103,45 @@ def bench_train_step(args):
     return times
 
 
+def bench_train_model(args):
+    device = torch.device(args.device)
+    model = load_weights(skipblocknet_m(args.classes), args.weights).train().to(device)
+    fmt = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(args.batch, 3, args.size, args.size, device=device).contiguous(memory_format=fmt)
+    y = torch.randint(0, args.classes, (args.batch,), device=device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    def step():
+        opt.zero_grad()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp == "bf16"):
+            logits, features = model(x)
+        loss, _ = bias_loss(logits.float(), features.float(), y)
+        loss.backward()
+        opt.step()
+
+    for _ in range(args.warmup):
+        step()
+    sync()
+    t = time.perf_counter()
+    for _ in range(args.iters):
+        step()
+    sync()
+    return [(time.perf_counter() - t) * 1000.0 / max(args.iters, 1)]
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["forward", "train-step"])
+    p.add_argument("what", choices=["forward", "train-step", "train-model"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--amp", choices=["off", "bf16"], default="off")
     p.add_argument("--weights", required=True)
     p.add_argument("--arch", default="skipblocknet-m")
     p.add_argument("--classes", type=int, default=1000)
@@ -113,7 +153,8 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    times = bench_forward(args) if args.what == "forward" else bench_train_step(args)
+    run = {"forward": bench_forward, "train-step": bench_train_step, "train-model": bench_train_model}
+    times = run[args.what](args)
     print(json.dumps({"ms_per_iter": median(times), "iters": len(times), "threads": torch.get_num_threads()}))
 
 

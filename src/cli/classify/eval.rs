@@ -41,6 +41,9 @@ pub struct EvalArgs {
     pub out: PathBuf,
     #[arg(long)]
     pub json: bool,
+    /// Mixed precision of the forward pass (autocast): off, bf16 (CPU and CUDA) or fp16 (CUDA).
+    #[arg(long, value_enum, default_value_t = skipblock_core::recipe::Amp::Off)]
+    pub amp: skipblock_core::recipe::Amp,
 }
 
 /// The pictures `save_report` writes in `--out`.

@@ -67,8 +67,8 @@ pub fn run(global: &GlobalArgs, command: &ClassifyCommand) -> Result<()> {
     match command {
         ClassifyCommand::Train(a) => train(global, a),
         ClassifyCommand::Finetune(a) => finetune(global, a),
-        ClassifyCommand::Eval(a) => eval::run(global, a),
-        ClassifyCommand::Predict(a) => predict::run(global, a),
+        ClassifyCommand::Eval(a) => super::with_amp(global, a.amp, || eval::run(global, a)),
+        ClassifyCommand::Predict(a) => super::with_amp(global, a.amp, || predict::run(global, a)),
         ClassifyCommand::Compare(a) => compare::run(global, a),
     }
 }

@@ -30,6 +30,9 @@ pub struct PredictArgs {
     /// One JSON record per image on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Mixed precision of the forward pass (autocast): off, bf16 (CPU and CUDA) or fp16 (CUDA).
+    #[arg(long, value_enum, default_value_t = skipblock_core::recipe::Amp::Off)]
+    pub amp: skipblock_core::recipe::Amp,
 }
 
 #[derive(Serialize)]

@@ -61,6 +61,9 @@ pub struct EvalArgs {
     pub strict: bool,
     #[arg(long)]
     pub json: bool,
+    /// Mixed precision of the forward pass (autocast): off, bf16 (CPU and CUDA) or fp16 (CUDA).
+    #[arg(long, value_enum, default_value_t = skipblock_core::recipe::Amp::Off)]
+    pub amp: skipblock_core::recipe::Amp,
 }
 
 /// The pictures `report` writes in `--out`.

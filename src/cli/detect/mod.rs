@@ -46,8 +46,8 @@ pub struct TrainArgs {
 pub fn run(global: &GlobalArgs, command: &DetectCommand) -> Result<()> {
     match command {
         DetectCommand::Train(a) => train(global, a),
-        DetectCommand::Eval(a) => eval::run(global, a),
-        DetectCommand::Predict(a) => predict::run(global, a),
+        DetectCommand::Eval(a) => super::with_amp(global, a.amp, || eval::run(global, a)),
+        DetectCommand::Predict(a) => super::with_amp(global, a.amp, || predict::run(global, a)),
     }
 }
 

@@ -49,6 +49,9 @@ pub struct PredictArgs {
     /// Stop a video or webcam after this many frames.
     #[arg(long)]
     pub max_frames: Option<usize>,
+    /// Mixed precision of the forward pass (autocast): off, bf16 (CPU and CUDA) or fp16 (CUDA).
+    #[arg(long, value_enum, default_value_t = skipblock_core::recipe::Amp::Off)]
+    pub amp: skipblock_core::recipe::Amp,
 }
 
 #[derive(Serialize)]

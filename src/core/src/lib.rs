@@ -11,6 +11,7 @@
 //!   the model zoo behind one [`model::ClassifierNet`] trait, layer tracing, summaries;
 //! * [`task`]: the two pipelines ([`task::Task`]): classification and detection;
 //! * [`recipe`]: the recipe sections both pipelines share;
+//! * [`shim`]: the C++ shim (multi-tensor optimiser and EMA steps, autocast, channels-last);
 //! * [`loader`]: the parallel, reproducible batch loader both pipelines use;
 //! * [`train`]: optimisers, schedules, EMA, metrics files, TensorBoard event files and the training loop
 //!   with `--resume`;
@@ -25,6 +26,7 @@ pub mod loss;
 pub mod model;
 pub mod pytorch;
 pub mod recipe;
+pub mod shim;
 pub mod task;
 pub mod tensors;
 pub mod train;

@@ -149,6 +149,62 @@ pub struct TrainSection {
     /// The metric that decides `best.safetensors` (val-top1, val-top5, val-map, val-loss, train-loss);
     /// default: the pipeline's (val-top1 for classification, val-map for detection).
     pub best_metric: Option<Monitor>,
+    /// cuDNN benchmark mode on CUDA (the fastest convolution algorithms for the shapes seen).
+    pub cudnn_benchmark: bool,
+    /// Memory order of the convolution weights (and so of the activations): `auto` (channels-last on
+    /// CUDA, NCHW on the CPU), `channels-last` or `nchw`.
+    pub memory_format: MemoryFormat,
+    /// Mixed precision: `off`, `bf16` (autocast to bfloat16, CUDA and CPU) or `fp16` (CUDA, with dynamic
+    /// loss scaling). The loss is computed in float32 and the weights and checkpoints stay float32.
+    pub amp: Amp,
+    /// Multi-tensor optimiser and EMA updates (false: one kernel sequence per parameter, the old path).
+    pub fused_optimizer: bool,
+}
+
+/// `train.memory_format` / `--memory-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryFormat {
+    /// Channels-last on CUDA, NCHW on the CPU.
+    #[default]
+    Auto,
+    ChannelsLast,
+    Nchw,
+}
+
+impl MemoryFormat {
+    /// Whether channels-last is used on `device`. On the 2-core CPU machine channels-last measured faster
+    /// for SkipblockNet-M at 224 but slower at the small sizes of the tests and the demo, under heavy
+    /// load (docs/BENCHMARKS.md, "Training step"): `auto` keeps NCHW there until a quiet-machine run.
+    pub fn channels_last_on(self, device: tch::Device) -> bool {
+        match self {
+            MemoryFormat::Auto => device.is_cuda(),
+            MemoryFormat::ChannelsLast => true,
+            MemoryFormat::Nchw => false,
+        }
+    }
+}
+
+/// `train.amp` / `--amp`: mixed precision by autocast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Amp {
+    #[default]
+    Off,
+    Bf16,
+    Fp16,
+}
+
+impl TrainSection {
+    /// Only the `[train]` settings of the step's speed (cuDNN, memory format, AMP, fused updates).
+    pub fn speed(&self) -> crate::train::speed::SpeedSettings {
+        crate::train::speed::SpeedSettings {
+            cudnn_benchmark: self.cudnn_benchmark,
+            memory_format: self.memory_format,
+            amp: self.amp,
+            fused_optimizer: self.fused_optimizer,
+        }
+    }
 }
 
 impl Default for TrainSection {
@@ -161,6 +217,10 @@ impl Default for TrainSection {
             max_iters_per_epoch: 0,
             log_every: 50,
             best_metric: None,
+            cudnn_benchmark: true,
+            memory_format: MemoryFormat::Auto,
+            amp: Amp::Off,
+            fused_optimizer: true,
         }
     }
 }

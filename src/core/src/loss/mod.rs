@@ -134,6 +134,10 @@ impl Loss {
     /// The batch loss. `features` (the last conv's b×c×h×w output) is required by the bias loss and
     /// ignored by the others.
     pub fn compute(&mut self, logits: &Tensor, features: Option<&Tensor>, targets: &Tensor) -> Result<LossOutput> {
+        // In float32 whatever autocast made of the inputs (`--amp`): no-ops for float32 tensors.
+        let logits = &logits.to_kind(Kind::Float);
+        let features = features.map(|f| f.to_kind(Kind::Float));
+        let features = features.as_ref();
         let c = &self.config;
         Ok(match c.kind {
             LossKind::Ce => LossOutput { loss: Self::per_sample_ce(logits, targets).mean(Kind::Float), weights: None },
@@ -176,6 +180,7 @@ impl Loss {
     /// The bias loss's per-sample weights z(v_i) (detached), updating the running minimum of the
     /// `global` and `release` scalings.
     pub fn sample_weights(&mut self, features: &Tensor) -> Result<Tensor> {
+        let features = &features.to_kind(Kind::Float);
         let (weights, batch_min) = bias_weights(features, &self.config, self.global_min)?;
         if let Some(g) = self.config.scaling.running_min(self.global_min, batch_min) {
             self.global_min = Some(g);

@@ -6,9 +6,14 @@
 //! (counters) are copied. Evaluation and the saved inference weights use the shadow when EMA is on;
 //! [`Ema::swap`] exchanges shadow and live values in place (call it twice to restore).
 //!
+//! [`Ema::update`] runs one `_foreach_lerp_` over the floating-point tensors and one `_foreach_copy_`
+//! over the others through [`crate::shim`] (`fused`, the default), or a few kernels per tensor
+//! ([`Ema::set_fused`]`(false)`, the reference of the tests).
+//!
 //! The update count t is part of [`Ema::state`] (tensor [`UPDATES_KEY`]) so a resumed run continues
 //! with the same decays; a state without it (older files) counts as t = 0.
 
+use crate::shim;
 use std::collections::BTreeMap;
 use tch::{nn::VarStore, Kind, Tensor};
 
@@ -25,6 +30,12 @@ pub struct Ema {
     pub decay: f64,
     shadow: Vec<(String, Tensor, Tensor)>,
     updates: u64,
+    /// Multi-tensor updates through the shim (else one tensor at a time).
+    fused: bool,
+}
+
+fn is_float(t: &Tensor) -> bool {
+    t.kind() == Kind::Float || t.kind() == Kind::Double
 }
 
 impl Ema {
@@ -32,7 +43,12 @@ impl Ema {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let shadow = tch::no_grad(|| vars.into_iter().map(|(n, v)| (n, v.detach().copy(), v)).collect());
-        Ema { decay, shadow, updates: 0 }
+        Ema { decay, shadow, updates: 0, fused: true }
+    }
+
+    /// Multi-tensor updates (default) or one tensor at a time; the same maths.
+    pub fn set_fused(&mut self, fused: bool) {
+        self.fused = fused;
     }
 
     /// The number of updates done so far (t of the next update).
@@ -48,9 +64,13 @@ impl Ema {
     /// One EMA step with the warm-up decay [`Ema::current_decay`]; then counts it.
     pub fn update(&mut self) {
         let d = self.current_decay();
+        if self.fused && self.update_fused(d).is_ok() {
+            self.updates += 1;
+            return;
+        }
         tch::no_grad(|| {
             for (_, shadow, live) in &mut self.shadow {
-                if shadow.kind() == Kind::Float || shadow.kind() == Kind::Double {
+                if is_float(shadow) {
                     let _ = shadow.g_mul_scalar_(d).g_add_(&(live.detach() * (1.0 - d)));
                 } else {
                     shadow.copy_(live);
@@ -58,6 +78,18 @@ impl Ema {
             }
         });
         self.updates += 1;
+    }
+
+    /// [`Ema::update`] as one `_foreach_lerp_` (floats) and one `_foreach_copy_` (counters).
+    fn update_fused(&mut self, d: f64) -> anyhow::Result<()> {
+        let (mut fs, mut fl, mut os, mut ol) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (_, shadow, live) in &self.shadow {
+            let (s, l) = if is_float(shadow) { (&mut fs, &mut fl) } else { (&mut os, &mut ol) };
+            s.push(shadow.shallow_clone());
+            l.push(live.shallow_clone());
+        }
+        shim::ema_update(&fs, &fl, d)?;
+        shim::copy(&os, &ol)
     }
 
     /// Exchanges the shadow and the live values.
@@ -172,5 +204,42 @@ mod tests {
         // A float counter (0-dim) is read too.
         resumed.load_state(&BTreeMap::from([(UPDATES_KEY.to_string(), Tensor::from(3.0f64))]));
         assert_eq!(resumed.updates(), 3);
+    }
+
+    #[test]
+    fn fused_update_equals_the_per_tensor_one() {
+        let make = || {
+            let vs = VarStore::new(Device::Cpu);
+            let root = vs.root();
+            let w = root.var_copy("w", &Tensor::arange(12, (Kind::Float, Device::Cpu)).sin().view([3, 4]));
+            let b = root.var_copy("b", &Tensor::arange(3, (Kind::Float, Device::Cpu)).cos());
+            let count = root.add("count", Tensor::from_slice(&[0i64]), false);
+            (vs, w, b, count)
+        };
+        let (vs_a, mut wa, mut ba, mut ca) = make();
+        let (vs_b, mut wb, mut bb, mut cb) = make();
+        let mut a = Ema::new(&vs_a, 0.9);
+        a.set_fused(false);
+        let mut b = Ema::new(&vs_b, 0.9);
+        for step in 1..=20 {
+            for (w, bias, c) in [(&mut wa, &mut ba, &mut ca), (&mut wb, &mut bb, &mut cb)] {
+                tch::no_grad(|| {
+                    let _ = w.g_add_scalar_(0.1 * step as f64).sin_();
+                    let _ = bias.g_mul_scalar_(1.1);
+                    let _ = c.fill_(step);
+                });
+            }
+            a.update();
+            b.update();
+        }
+        let (sa, sb) = (a.state(), b.state());
+        assert_eq!(sa.len(), sb.len());
+        for ((ka, x), (kb, y)) in sa.iter().zip(&sb) {
+            assert_eq!(ka, kb);
+            let diff = f64::try_from((x.to_kind(Kind::Double) - y.to_kind(Kind::Double)).abs().max()).unwrap();
+            assert!(diff < 1e-6, "{ka}: {diff}");
+        }
+        let count: BTreeMap<String, Tensor> = sb.into_iter().collect();
+        assert_eq!(count["ema.count"].int64_value(&[0]), 20, "counters are copied");
     }
 }

@@ -11,6 +11,12 @@
 //! * `metrics.jsonl`, `metrics.csv`: one record per epoch;
 //! * `tb/`: TensorBoard events files (see [`super::tb_log`]), one per invocation (`--resume` adds one).
 //!
+//! The step never waits for the device: the loss is summed on the device and read only when the progress
+//! bar redraws (at most twice a second), when TensorBoard logs the iteration (`train.log_every`) and at
+//! the end of the epoch; a non-finite loss is caught at those reads and stops the run. The speed
+//! settings of `[train]` (cuDNN benchmark, memory format, AMP, fused optimiser: [`super::speed`]) are
+//! applied before the optimiser is made.
+//!
 //! Reproducibility: libtorch's generator is re-seeded from (seed, epoch) at the start of every epoch and
 //! the loader is seeded the same way, so a run resumed after epoch `e` produces the same metrics for the
 //! remaining epochs as an uninterrupted run (on the same device and thread count).
@@ -19,6 +25,7 @@ use super::ema::Ema;
 use super::metrics::{EpochRecord, MetricsLog, Monitor, Validation};
 use super::optim::Optimizer;
 use super::schedule::Schedule;
+use super::speed::LossScaler;
 use super::tb_log::TrainingLog;
 use super::tensorboard::RgbPng;
 use crate::checkpoint::{self, CheckpointMeta};
@@ -30,8 +37,8 @@ use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
-use tch::{nn::VarStore, Tensor};
+use std::time::{Duration, Instant};
+use tch::{nn::VarStore, Kind, Tensor};
 
 /// What a pipeline provides to [`fit`].
 pub trait TrainTask {
@@ -257,10 +264,18 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
     if data.is_empty() {
         bail!("the training set is empty");
     }
+    let speed = options.train.speed();
+    let precision = speed.prepare(vs)?;
+    let mut scaler = precision.loss_scaler();
     let mut opt = Optimizer::new(vs, &options.optim);
+    opt.set_fused(speed.fused_optimizer);
     opt.set_lr_mults(task.lr_groups());
     let schedule = Schedule::new(&options.schedule, options.optim.lr, epochs);
-    let mut ema = (options.train.ema_decay > 0.0).then(|| Ema::new(vs, options.train.ema_decay));
+    let mut ema = (options.train.ema_decay > 0.0).then(|| {
+        let mut e = Ema::new(vs, options.train.ema_decay);
+        e.set_fused(speed.fused_optimizer);
+        e
+    });
     let log = MetricsLog::new(dir);
     let (mut start, mut best) = (0, None);
     if options.resume {
@@ -291,37 +306,37 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         }
         let bar = ui::progress_bar(iters as u64, &format!("{}/{}", epoch + 1, epochs));
         let started = Instant::now();
-        let (mut loss_sum, mut samples) = (0.0f64, 0usize);
+        // Σ loss × samples on the device (float64), read only now and then (see the module's doc).
+        let mut loss_sum = LossSum::new(vs.device());
+        let mut samples = 0usize;
         let mut batches = batches;
         for (i, batch) in batches.by_ref().take(iters).enumerate() {
             let batch = batch?;
             let lr = schedule.lr(epoch, i, iters);
             opt.set_lr(lr);
             opt.zero_grad();
-            let (loss, n) = task.train_batch(batch)?;
-            let value = f64::try_from(&loss)?;
-            if !value.is_finite() {
-                bail!(
-                    "the loss became {value} at epoch {} iteration {}: lower the learning rate or check the data",
-                    epoch + 1,
-                    i + 1
-                );
+            let (loss, n) = precision.run(|| task.train_batch(batch))??;
+            let stepped = backward_and_step(&loss, &mut opt, scaler.as_mut(), options.optim.grad_clip)?;
+            if stepped {
+                if let Some(e) = ema.as_mut() {
+                    e.update();
+                }
             }
-            loss.backward();
-            if options.optim.grad_clip > 0.0 {
-                opt.clip_grad_norm(options.optim.grad_clip);
-            }
-            opt.step();
-            if let Some(e) = ema.as_mut() {
-                e.update();
-            }
-            loss_sum += value * n as f64;
+            loss_sum.add(&loss, n);
             samples += n;
-            tb.iteration(done_before + i + 1, value);
-            let rate = samples as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {:.4} lr {lr:.2e} {rate:.1} img/s", loss_sum / samples.max(1) as f64));
+            let step = done_before + i + 1;
+            let logged = options.train.log_every > 0 && step.is_multiple_of(options.train.log_every);
+            if logged {
+                tb.iteration(step, f64::try_from(&loss)?);
+            }
+            if i + 1 == iters || logged || loss_sum.due() {
+                let mean = loss_sum.read(epoch, i)? / samples.max(1) as f64;
+                let rate = samples as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("loss {mean:.4} lr {lr:.2e} {rate:.1} img/s"));
+            }
             bar.inc(1);
         }
+        let loss_sum = loss_sum.read(epoch, iters.saturating_sub(1))?;
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
         let mut record = EpochRecord {
@@ -372,6 +387,70 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         last = record;
     }
     Ok(FitSummary { epochs_run: end - start, last, best_value: best, run_dir: dir.clone() })
+}
+
+/// Back-propagates `loss` (scaled for fp16), clips the gradients and steps the optimiser; false when the
+/// loss scaler skipped the step (non-finite fp16 gradients).
+fn backward_and_step(loss: &Tensor, opt: &mut Optimizer, scaler: Option<&mut LossScaler>, clip: f64) -> Result<bool> {
+    match scaler {
+        Some(s) => {
+            s.scaled(loss).backward();
+            if !s.unscale(&opt.grads())? {
+                return Ok(false);
+            }
+        }
+        None => loss.backward(),
+    }
+    if clip > 0.0 {
+        opt.clip_grad_norm(clip);
+    }
+    opt.step()?;
+    Ok(true)
+}
+
+/// The epoch's Σ loss × samples, kept on the device so the step never waits for it; [`LossSum::read`]
+/// copies it to the host (and catches a non-finite loss).
+struct LossSum {
+    sum: Tensor,
+    last_read: Instant,
+    /// Iterations (0-based) up to which the sum was read finite.
+    read_until: Option<usize>,
+}
+
+impl LossSum {
+    /// How often the progress bar's loss is refreshed.
+    const REFRESH: Duration = Duration::from_millis(500);
+
+    fn new(device: tch::Device) -> Self {
+        LossSum { sum: Tensor::zeros([], (Kind::Double, device)), last_read: Instant::now(), read_until: None }
+    }
+
+    fn add(&mut self, loss: &Tensor, n: usize) {
+        let _ = self.sum.g_add_(&(loss.detach().to_kind(Kind::Double) * n as f64));
+    }
+
+    /// Whether the progress bar is due for a refresh.
+    fn due(&self) -> bool {
+        self.last_read.elapsed() >= Self::REFRESH
+    }
+
+    /// The sum so far (one device-to-host copy); an error when the loss of an iteration since the last
+    /// read (up to iteration `i`, 0-based, of `epoch`) was not finite.
+    fn read(&mut self, epoch: usize, i: usize) -> Result<f64> {
+        let value = f64::try_from(&self.sum)?;
+        if !value.is_finite() {
+            let first = self.read_until.map_or(1, |r| r + 2);
+            let at = if first > i { format!("iteration {}", i + 1) } else { format!("iterations {first}–{}", i + 1) };
+            bail!(
+                "the loss became {} at epoch {} {at}: lower the learning rate or check the data",
+                value as f32,
+                epoch + 1
+            );
+        }
+        self.last_read = Instant::now();
+        self.read_until = Some(i);
+        Ok(value)
+    }
 }
 
 /// "epoch 3/10  train_loss 1.2345  val_top1 0.4560 …" (lr and timing last).
@@ -581,6 +660,51 @@ mod tests {
         let vs3 = VarStore::new(Device::Cpu);
         let err = fit(&mut toy(&vs3), &vs3, &options(&dir.path().join("none"), 4, true)).unwrap_err().to_string();
         assert!(err.contains("nothing to resume"), "{err}");
+    }
+
+    #[test]
+    fn a_diverging_loss_stops_the_run_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let mut opts = options(&dir.path().join("run"), 2, false);
+        opts.optim.lr = 1e30;
+        let err = fit(&mut toy(&vs), &vs, &opts).unwrap_err().to_string();
+        assert!(err.starts_with("the loss became ") && err.contains("at epoch 1 iteration"), "{err}");
+        assert!(!dir.path().join("run/last.safetensors").exists(), "nothing is saved from a diverged epoch");
+    }
+
+    #[test]
+    fn fused_and_per_parameter_updates_train_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut losses = Vec::new();
+        for fused in [true, false] {
+            let vs = VarStore::new(Device::Cpu);
+            let mut opts = options(&dir.path().join(format!("{fused}")), 2, false);
+            opts.train.fused_optimizer = fused;
+            opts.optim.nesterov = true;
+            fit(&mut toy(&vs), &vs, &opts).unwrap();
+            losses
+                .push(MetricsLog::new(&opts.run_dir).read().unwrap().iter().map(|r| r.train_loss).collect::<Vec<_>>());
+        }
+        for (a, b) in losses[0].iter().zip(&losses[1]) {
+            assert!((a - b).abs() < 1e-5, "{losses:?}");
+        }
+    }
+
+    #[test]
+    fn bf16_training_keeps_float32_weights_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let vs = VarStore::new(Device::Cpu);
+        let mut opts = options(&dir.path().join("run"), 2, false);
+        opts.train.amp = crate::recipe::Amp::Bf16;
+        let summary = fit(&mut toy(&vs), &vs, &opts).unwrap();
+        assert!(summary.last.train_loss.is_finite());
+        for file in ["last.safetensors", "best.safetensors", "last.state.safetensors"] {
+            let (named, _) = tensors::read_safetensors(&dir.path().join("run").join(file)).unwrap();
+            for (k, t) in named.iter().filter(|(k, _)| !k.ends_with("__updates__")) {
+                assert_eq!(t.kind(), Kind::Float, "{file}: {k}");
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod fit;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
+pub mod speed;
 pub mod tb_log;
 pub mod tensorboard;
 
