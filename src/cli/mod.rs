@@ -154,7 +154,7 @@ pub enum Command {
     /// Detection: train, eval, predict (images, folders, video, webcam).
     #[command(subcommand)]
     Detect(detect::DetectCommand),
-    /// Architectures: summary (params, MACs), import of the authors' weights, feature variance.
+    /// Architectures: the list, summaries (params, MACs), importing state dicts, feature variance.
     #[command(subcommand)]
     Model(model::ModelCommand),
     /// Datasets: synthetic classification / VOC data, checking a VOC dataset.
