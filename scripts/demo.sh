@@ -31,7 +31,7 @@ cls_seconds=$(( $(date +%s) - start ))
 
 step "2/6 synthetic VOC data -> $DATA"
 $BIN data synth-voc --out "$OUT/data" --train 320 --test 80 --size 160 --seed 0
-$BIN data check --voc "$DATA" --labels "$DATA/labels.txt" | tail -n 1
+$BIN data check --voc "$DATA" --config configs/synthetic-voc.toml --out "$OUT/data-check" | grep -E "classes read|^  all|coverage|auto-priors"
 
 step "3/6 detector: SSDLite-SkipblockNet-XS (configs/synthetic-voc.toml), backbone from the classifier -> $OUT/train"
 start=$(date +%s)
@@ -57,6 +57,7 @@ import json, os, sys
 out, train_seconds, cls_seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cls = [json.loads(l) for l in open(os.path.join(out, "classifier", "metrics.jsonl"))]
 ev = {m: json.load(open(os.path.join(out, f"eval-{m}.json"))) for m in ("voc07", "voc12")}
+priors = json.load(open(os.path.join(out, "data-check", "report.json")))["prior_coverage"]
 metrics = [json.loads(l) for l in open(os.path.join(out, "train", "metrics.jsonl"))]
 preds = [json.loads(l) for l in open(os.path.join(out, "predictions.jsonl"))]
 summary = {
@@ -72,6 +73,8 @@ summary = {
     "recipe": "configs/synthetic-voc.toml",
     "epochs": len(metrics),
     "train_seconds": train_seconds,
+    "prior_coverage_stock": priors["coverage"]["all"]["share"],
+    "prior_coverage_fitted": priors["fitted"]["after"]["all"]["share"],
     "map_voc07": ev["voc07"]["map"],
     "map_voc12": ev["voc12"]["map"],
     "ap_per_class_voc07": {c["class"]: c["ap"] for c in ev["voc07"]["classes"]},
@@ -86,6 +89,7 @@ summary = {
         "confusion_matrix": os.path.join(out, "eval-voc07", "confusion_matrix.png"),
         "tensorboard": [os.path.join(out, "classifier", "tb"), os.path.join(out, "train", "tb")],
         "predictions": os.path.join(out, "predictions"),
+        "data_report": [os.path.join(out, "data-check", "report.json"), os.path.join(out, "data-check", "object_sizes.png")],
     },
 }
 json.dump(summary, open(os.path.join(out, "summary.json"), "w"), indent=2)
