@@ -36,7 +36,7 @@ impl TrainTask for ClassifyTask {
 
     fn train_batch(&mut self, batch: Vec<(Tensor, i64)>) -> Result<(Tensor, usize)> {
         let n = batch.len();
-        let (xs, ys) = collate(batch, self.device);
+        let (xs, ys) = collate(batch, self.device)?;
         let out = self.net.forward_t(&xs, true);
         let loss = self.loss.compute(&out.logits, Some(&out.features), &ys)?;
         Ok((loss.loss, n))

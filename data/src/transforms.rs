@@ -1,9 +1,15 @@
 //! Deterministic image transforms: the evaluation preprocessing of the authors' release (resize the
 //! shorter side to 256 bilinear, centre-crop 224, scale to [0, 1], normalise with the ImageNet mean and
 //! std), with torchvision's rounding rules.
+//!
+//! Images leave the host as `uint8` `3×H×W` tensors ([`to_chw`]); [`network_input`] stacks them and
+//! scales and normalises them on the device (one place for both pipelines:
+//! [`skipblock_core::batch::normalise_on_device`] with the ImageNet statistics). [`normalize`] is the host
+//! float path the loaders used before, kept as the reference the device path is tested against.
 
 use crate::image_io::{crop, resize, RgbImage};
-use tch::Tensor;
+use anyhow::Result;
+use tch::{Device, Tensor};
 
 pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
@@ -25,8 +31,30 @@ pub fn center_crop(img: &RgbImage, size: u32) -> RgbImage {
     crop(&img, left, top, size, size)
 }
 
-/// `3×H×W` float tensor scaled to [0, 1] and normalised per channel. Computed in plain Rust: tensor
-/// ops here would start libtorch's intra-op threads inside every loader worker (several times slower).
+/// The image as a `uint8` `3×H×W` tensor (channels first). The transpose is plain Rust: tensor ops here
+/// would start libtorch's intra-op threads inside every loader worker (several times slower).
+pub fn to_chw(img: &RgbImage) -> Tensor {
+    let plane = img.width as usize * img.height as usize;
+    let mut out = vec![0u8; plane * 3];
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in img.data.chunks_exact(3).enumerate() {
+        r[i] = px[0];
+        g[i] = px[1];
+        b[i] = px[2];
+    }
+    Tensor::from_slice(&out).view([3, img.height as i64, img.width as i64])
+}
+
+/// `uint8` images `3×H×W` (one size) → the network's input batch on `device`: stacked, copied (pinned
+/// and non-blocking on CUDA), scaled to [0, 1] and normalised with the ImageNet statistics there.
+pub fn network_input(images: &[Tensor], device: Device) -> Result<Tensor> {
+    let batch = skipblock_core::batch::stack(images)?;
+    skipblock_core::batch::normalise_on_device(&batch, IMAGENET_MEAN, IMAGENET_STD, device)
+}
+
+/// `3×H×W` float tensor scaled to [0, 1] and normalised per channel, on the host (the reference of
+/// [`network_input`]). Computed in plain Rust, as [`to_chw`].
 pub fn normalize(img: &RgbImage, mean: [f64; 3], std: [f64; 3]) -> Tensor {
     let plane = img.width as usize * img.height as usize;
     let mut out = vec![0f32; plane * 3];
@@ -39,9 +67,10 @@ pub fn normalize(img: &RgbImage, mean: [f64; 3], std: [f64; 3]) -> Tensor {
     Tensor::from_slice(&out).view([3, img.height as i64, img.width as i64])
 }
 
-/// The release's evaluation preprocessing: shorter side → `resize`, centre crop `crop`, ImageNet norm.
+/// The release's evaluation preprocessing on the host: shorter side → `resize`, centre crop `crop`, as a
+/// `uint8` `3×crop×crop` tensor; [`network_input`] normalises it (ImageNet statistics) on the device.
 pub fn eval_preprocess(img: &RgbImage, resize: u32, crop: u32) -> Tensor {
-    normalize(&center_crop(&resize_shorter(img, resize), crop), IMAGENET_MEAN, IMAGENET_STD)
+    to_chw(&center_crop(&resize_shorter(img, resize), crop))
 }
 
 #[cfg(test)]
@@ -57,6 +86,9 @@ mod tests {
         assert_eq!((c.width, c.height), (224, 224));
         let t = eval_preprocess(&img, 256, 224);
         assert_eq!(t.size(), vec![3, 224, 224]);
+        assert_eq!(t.kind(), tch::Kind::Uint8);
+        let t = network_input(&[t], Device::Cpu).unwrap();
+        assert_eq!(t.size(), vec![1, 3, 224, 224]);
         // (124/255 − 0.485) / 0.229 ≈ 0.0016: the mean colour maps near zero.
         let v = f64::try_from(t.abs().max()).unwrap();
         assert!(v < 0.02, "{v}");
@@ -79,5 +111,22 @@ mod tests {
         let img = RgbImage::new(7, 7, data).unwrap();
         let c = center_crop(&img, 4);
         assert_eq!(c.pixel(0, 0), [2, 2, 0]);
+    }
+
+    #[test]
+    fn the_device_path_gives_the_host_float_path_s_numbers() {
+        let (w, h) = (37u32, 23u32);
+        let data: Vec<u8> = (0..w * h * 3).map(|i| (i * 97 % 256) as u8).collect();
+        let img = RgbImage::new(w, h, data).unwrap();
+        let chw = to_chw(&img);
+        assert_eq!(chw.size(), vec![3, h as i64, w as i64]);
+        assert_eq!(chw.int64_value(&[2, 5, 7]), img.pixel(7, 5)[2] as i64);
+        assert!(chw.equal(&crate::image_io::to_tensor(&img)));
+        let device = network_input(&[chw.shallow_clone(), chw], Device::Cpu).unwrap();
+        let host = normalize(&img, IMAGENET_MEAN, IMAGENET_STD);
+        for i in 0..2 {
+            let diff = f64::try_from((device.get(i) - &host).abs().max()).unwrap();
+            assert!(diff <= 1e-5, "{diff}");
+        }
     }
 }

@@ -197,7 +197,7 @@ fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
     for chunk in images.chunks(a.batch.max(1)) {
         let batch: Vec<Tensor> =
             chunk.iter().map(|p| read_image(p).map(|img| loaded.preprocess(&img))).collect::<Result<_>>()?;
-        let xs = Tensor::stack(&batch, 0).to_device(device);
+        let xs = loaded.input(&batch)?;
         let (_, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));
         if layers.is_empty() {
             layers = table5_layers(&records)?;

@@ -1,5 +1,5 @@
 //! [`ClsDataset`]: a [`ClassificationSet`] and its [`ClsTransform`] as a loader [`Dataset`] of
-//! `(3×S×S float tensor, label)` pairs. Training augmentation applies only to the training split of a
+//! `(3×S×S uint8 tensor, label)` pairs. Training augmentation applies only to the training split of a
 //! transform whose kind is not `None`; everything else gets the evaluation transform.
 
 use super::{Augment, ClassificationSet, ClsTransform, Split};

@@ -233,7 +233,7 @@ fn the_dataset_augments_training_samples_and_names_corrupt_files() {
     assert!(train.augments() && !val.augments());
     let get = |d: &ClsDataset, seed| d.get(1, &mut Rng::seed_from_u64(seed)).unwrap();
     let (x, label) = get(&train, 1);
-    assert_eq!((x.size(), x.kind(), label), (vec![3, 40, 40], tch::Kind::Float, 0));
+    assert_eq!((x.size(), x.kind(), label), (vec![3, 40, 40], tch::Kind::Uint8, 0));
     assert!(!x.equal(&get(&train, 2).0), "training samples are augmented");
     assert!(get(&val, 1).0.equal(&get(&val, 2).0), "validation samples are not");
     let Source::File(path) = &train.set.samples[1].0 else { panic!("files") };
@@ -264,4 +264,27 @@ fn inception_loading_throughput() {
         "ClsDataset::get, 128x128 JPEG -> Inception 224x224: {per_s:.0} images/s on one thread ({})",
         crate::image_io::backend()
     );
+}
+
+#[test]
+fn uint8_samples_normalised_on_the_device_match_the_old_host_float_path() {
+    use crate::transforms::{network_input, normalize, IMAGENET_MEAN, IMAGENET_STD};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("food");
+    synth(&root, Layout::Food101, 2, 3, 1, 56);
+    for (kind, size) in [(Augment::Inception, 40), (Augment::Cifar, 32), (Augment::None, 48)] {
+        let transform = ClsTransform::new(kind, size, 1.15, 15.0, true).unwrap();
+        let train = ClsDataset::new(open(&root, Layout::Auto, Split::Train, 0.1, 0).unwrap(), transform.clone());
+        for index in 0..train.len() {
+            let seed = index as u64 + 11;
+            let (x, _) = train.get(index, &mut Rng::seed_from_u64(seed)).unwrap();
+            let new = network_input(&[x], tch::Device::Cpu).unwrap().get(0);
+            // Before: the same augmentation, normalised to float on the host in the worker.
+            let img = train.set.samples[index].0.load().unwrap();
+            let old =
+                normalize(&transform.augment_image(&img, &mut Rng::seed_from_u64(seed)), IMAGENET_MEAN, IMAGENET_STD);
+            let diff = f64::try_from((new - old).abs().max()).unwrap();
+            assert!(diff <= 1e-5, "{kind:?}, sample {index}: {diff}");
+        }
+    }
 }

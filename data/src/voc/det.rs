@@ -1,4 +1,4 @@
-//! [`DetDataset`]: a [`VocDataset`] as the loader sees it — each sample a normalised `3×S×S` tensor with
+//! [`DetDataset`]: a [`VocDataset`] as the loader sees it — each sample a `uint8` `3×S×S` tensor with
 //! its boxes in [0, 1] and 1-based labels (0 is the background).
 //!
 //! Training (`train = true`) drops difficult objects (ssd.pytorch's `keep_difficult=False`) and applies
@@ -8,7 +8,7 @@ use super::augment::{resize_normalised, Annotated, SsdAugment};
 use super::dataset::VocDataset;
 use crate::image_io::read_image;
 use crate::loader::{Dataset, Rng};
-use crate::transforms::{normalize, IMAGENET_MEAN, IMAGENET_STD};
+use crate::transforms::to_chw;
 use anyhow::{bail, Result};
 use skipblock_core::boxes::BBox;
 use tch::Tensor;
@@ -16,7 +16,8 @@ use tch::Tensor;
 /// One detection sample.
 #[derive(Debug)]
 pub struct DetSample {
-    /// `3×S×S` float, ImageNet mean/std normalised.
+    /// `3×S×S` `uint8` (the augmentation's pixels; [`crate::transforms::network_input`] normalises the
+    /// batch on the device).
     pub image: Tensor,
     /// Normalised to [0, 1] by the network input size.
     pub boxes: Vec<BBox>,
@@ -97,7 +98,7 @@ impl Dataset for DetDataset {
         let (width, height) = (a.image.width, a.image.height);
         let a = if self.train { self.augment.apply(a, rng) } else { resize_normalised(a, self.augment.size) };
         Ok(DetSample {
-            image: normalize(&a.image, IMAGENET_MEAN, IMAGENET_STD),
+            image: to_chw(&a.image),
             boxes: a.boxes,
             labels: a.labels,
             difficult: a.difficult,

@@ -251,13 +251,14 @@ fn det_dataset_samples_for_training_and_evaluation() {
     let eval = DetDataset::new(voc.clone(), 32, false);
     let s = eval.get(0, &mut Rng::seed_from_u64(0)).unwrap();
     assert_eq!(s.image.size(), vec![3, 32, 32]);
-    assert_eq!(s.image.kind(), tch::Kind::Float);
+    assert_eq!(s.image.kind(), tch::Kind::Uint8);
     assert_eq!((s.width, s.height, s.index), (64, 48, 0));
     assert_eq!(s.labels, vec![2, 1], "1-based labels");
     assert_eq!(s.difficult, vec![false, true], "evaluation keeps difficult objects");
     assert_eq!(s.boxes[0], BBox::new(0.0, 0.0, 0.5, 0.5));
     // (90, 120, 30) normalised with the ImageNet statistics.
-    let red = f64::try_from(s.image.get(0).mean(tch::Kind::Float)).unwrap();
+    let input = crate::transforms::network_input(&[s.image.shallow_clone()], tch::Device::Cpu).unwrap();
+    let red = f64::try_from(input.get(0).get(0).mean(tch::Kind::Float)).unwrap();
     assert!((red - (90.0 / 255.0 - 0.485) / 0.229).abs() < 0.05, "{red}");
     let train = DetDataset::new(voc, 32, true);
     for seed in 0..10 {
@@ -331,4 +332,35 @@ fn det_get_throughput() {
         n as f64 / secs,
         secs * 1000.0 / n as f64
     );
+}
+
+#[test]
+fn uint8_detection_samples_normalised_on_the_device_match_the_old_host_float_path() {
+    use crate::transforms::{network_input, normalize, IMAGENET_MEAN, IMAGENET_STD};
+    let dir = tempfile::tempdir().unwrap();
+    crate::synth_voc::generate(dir.path(), crate::synth_voc::SynthVocOptions { train: 6, test: 1, seed: 3, size: 96 })
+        .unwrap();
+    let root = dir.path().join("VOCdevkit/VOC2007");
+    let names = crate::voc::read_labels(&root.join("labels.txt")).unwrap();
+    let (voc, _) = VocDataset::open(&[root], "trainval", &names, true).unwrap();
+    for train in [true, false] {
+        let data = DetDataset::new(voc.clone(), 64, train);
+        for index in 0..data.len() {
+            let seed = 100 + index as u64;
+            let s = data.get(index, &mut Rng::seed_from_u64(seed)).unwrap();
+            let new = network_input(&[s.image.shallow_clone()], tch::Device::Cpu).unwrap().get(0);
+            // Before: the photometric distortion (rounded to 8 bits at its end, as now), the geometry and
+            // the resize, then float normalisation on the host.
+            let a = data.annotated(index).unwrap();
+            let a = if train {
+                crate::voc::SsdAugment::new(64).apply(a, &mut Rng::seed_from_u64(seed))
+            } else {
+                crate::voc::augment::resize_normalised(a, 64)
+            };
+            let old = normalize(&a.image, IMAGENET_MEAN, IMAGENET_STD);
+            let diff = f64::try_from((new - old).abs().max()).unwrap();
+            assert!(diff <= 1e-5, "train {train}, sample {index}: {diff}");
+            assert_eq!(s.boxes, a.boxes);
+        }
+    }
 }
