@@ -8,7 +8,7 @@ use serde::Serialize;
 use skipblock_core::checkpoint::{self, CheckpointMeta};
 use skipblock_core::model::{Arch, BlockOptions, SkipblockNet};
 use skipblock_core::{tensors, Task};
-use skipblock_data::transforms::{eval_preprocess, network_input};
+use skipblock_data::transforms::{eval_preprocess, network_input, ChwImage};
 use skipblock_data::RgbImage;
 use std::path::Path;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -100,25 +100,25 @@ impl Classifier {
         self
     }
 
-    /// An image prepared on the host: shorter side to `resize`, centre crop `crop`, a `uint8` `3×crop×crop`
-    /// tensor ([`Classifier::input`] normalises a batch of them on the device).
-    pub fn preprocess(&self, img: &RgbImage) -> Tensor {
+    /// An image prepared on the host: shorter side to `resize`, centre crop `crop`, `3×crop×crop`
+    /// ([`Classifier::input`] normalises a batch of them on the device).
+    pub fn preprocess(&self, img: &RgbImage) -> ChwImage {
         eval_preprocess(img, self.resize, self.crop)
     }
 
     /// The network input `[B, 3, crop, crop]` on the device of preprocessed images, normalised there.
-    pub fn input(&self, inputs: &[Tensor]) -> Result<Tensor> {
+    pub fn input(&self, inputs: &[ChwImage]) -> Result<Tensor> {
         network_input(inputs, self.device)
     }
 
     /// Class probabilities `[B, classes]` of a batch of preprocessed images.
-    pub fn probabilities(&self, inputs: &[Tensor]) -> Result<Tensor> {
+    pub fn probabilities(&self, inputs: &[ChwImage]) -> Result<Tensor> {
         let xs = self.input(inputs)?;
         Ok(tch::no_grad(|| self.net.forward_t(&xs, false).logits.softmax(-1, Kind::Float)))
     }
 
     /// The `k` most likely classes of each preprocessed image.
-    pub fn predict(&self, inputs: &[Tensor], k: usize) -> Result<Vec<TopK>> {
+    pub fn predict(&self, inputs: &[ChwImage], k: usize) -> Result<Vec<TopK>> {
         if k == 0 {
             bail!("top-k needs k >= 1");
         }

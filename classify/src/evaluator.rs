@@ -9,7 +9,7 @@ use skipblock_core::loader::{load_epoch, LoaderConfig};
 use skipblock_core::model::SkipblockNet;
 use skipblock_core::ui;
 use skipblock_data::classification::ClsDataset;
-use skipblock_data::transforms::network_input;
+use skipblock_data::transforms::{network_input, ChwImage};
 use std::sync::Arc;
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -37,9 +37,9 @@ pub struct EvalReport {
 
 /// Stacks `(uint8 image, label)` samples into the network's input batch on `device` (normalised there,
 /// [`network_input`]) and the labels.
-pub fn collate(batch: Vec<(Tensor, i64)>, device: Device) -> Result<(Tensor, Tensor)> {
+pub fn collate(batch: Vec<(ChwImage, i64)>, device: Device) -> Result<(Tensor, Tensor)> {
     let labels: Vec<i64> = batch.iter().map(|b| b.1).collect();
-    let images: Vec<Tensor> = batch.into_iter().map(|b| b.0).collect();
+    let images: Vec<ChwImage> = batch.into_iter().map(|b| b.0).collect();
     Ok((network_input(&images, device)?, to_device(&Tensor::from_slice(&labels), device)))
 }
 

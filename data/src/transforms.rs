@@ -2,13 +2,15 @@
 //! shorter side to 256 bilinear, centre-crop 224, scale to [0, 1], normalise with the ImageNet mean and
 //! std), with torchvision's rounding rules.
 //!
-//! Images leave the host as `uint8` `3×H×W` tensors ([`to_chw`]); [`network_input`] stacks them and
-//! scales and normalises them on the device (one place for both pipelines:
+//! Images leave the loader workers as planar `uint8` [`ChwImage`]s, built in plain Rust: a worker that
+//! made tensors would run libtorch's intra-op (OpenMP) threads from every worker thread, each worker
+//! with its own team of them (the old loader's poor scaling with cores). [`network_input`] copies a batch
+//! of them into one tensor and scales and normalises it on the device (one place for both pipelines:
 //! [`skipblock_core::batch::normalise_on_device`] with the ImageNet statistics). [`normalize`] is the host
 //! float path the loaders used before, kept as the reference the device path is tested against.
 
 use crate::image_io::{crop, resize, RgbImage};
-use anyhow::Result;
+use anyhow::{bail, Result};
 use tch::{Device, Tensor};
 
 pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
@@ -31,9 +33,34 @@ pub fn center_crop(img: &RgbImage, size: u32) -> RgbImage {
     crop(&img, left, top, size, size)
 }
 
-/// The image as a `uint8` `3×H×W` tensor (channels first). The transpose is plain Rust: tensor ops here
-/// would start libtorch's intra-op threads inside every loader worker (several times slower).
-pub fn to_chw(img: &RgbImage) -> Tensor {
+/// An 8-bit image with its channels as planes (`3×H×W`, R then G then B): a network input before
+/// normalisation, without libtorch.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChwImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for ChwImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChwImage(3x{}x{})", self.height, self.width)
+    }
+}
+
+impl ChwImage {
+    /// `[3, H, W]`.
+    pub fn shape(&self) -> [i64; 3] {
+        [3, self.height as i64, self.width as i64]
+    }
+    /// A `uint8` `3×H×W` tensor of the image.
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor::from_slice(&self.data).view(self.shape())
+    }
+}
+
+/// The image with its channels as planes: plain Rust, no libtorch (see the module docs).
+pub fn to_chw(img: &RgbImage) -> ChwImage {
     let plane = img.width as usize * img.height as usize;
     let mut out = vec![0u8; plane * 3];
     let (r, rest) = out.split_at_mut(plane);
@@ -43,14 +70,28 @@ pub fn to_chw(img: &RgbImage) -> Tensor {
         g[i] = px[1];
         b[i] = px[2];
     }
-    Tensor::from_slice(&out).view([3, img.height as i64, img.width as i64])
+    ChwImage { width: img.width, height: img.height, data: out }
 }
 
-/// `uint8` images `3×H×W` (one size) → the network's input batch on `device`: stacked, copied (pinned
+/// Images of one size → one `uint8` `B×3×H×W` tensor on the host (a single allocation, each image copied
+/// once).
+pub fn batch_tensor(images: &[ChwImage]) -> Result<Tensor> {
+    let Some(first) = images.first() else { bail!("an empty batch of images") };
+    if let Some(other) = images.iter().find(|i| i.shape() != first.shape()) {
+        bail!("images of one batch differ in size: {:?} and {:?}", first.shape(), other.shape());
+    }
+    let mut data = Vec::with_capacity(first.data.len() * images.len());
+    for img in images {
+        data.extend_from_slice(&img.data);
+    }
+    let [c, h, w] = first.shape();
+    Ok(Tensor::from_slice(&data).view([images.len() as i64, c, h, w]))
+}
+
+/// Images of one size → the network's input batch on `device`: one `uint8` tensor copied there (pinned
 /// and non-blocking on CUDA), scaled to [0, 1] and normalised with the ImageNet statistics there.
-pub fn network_input(images: &[Tensor], device: Device) -> Result<Tensor> {
-    let batch = skipblock_core::batch::stack(images)?;
-    skipblock_core::batch::normalise_on_device(&batch, IMAGENET_MEAN, IMAGENET_STD, device)
+pub fn network_input(images: &[ChwImage], device: Device) -> Result<Tensor> {
+    skipblock_core::batch::normalise_on_device(&batch_tensor(images)?, IMAGENET_MEAN, IMAGENET_STD, device)
 }
 
 /// `3×H×W` float tensor scaled to [0, 1] and normalised per channel, on the host (the reference of
@@ -68,8 +109,8 @@ pub fn normalize(img: &RgbImage, mean: [f64; 3], std: [f64; 3]) -> Tensor {
 }
 
 /// The release's evaluation preprocessing on the host: shorter side → `resize`, centre crop `crop`, as a
-/// `uint8` `3×crop×crop` tensor; [`network_input`] normalises it (ImageNet statistics) on the device.
-pub fn eval_preprocess(img: &RgbImage, resize: u32, crop: u32) -> Tensor {
+/// `3×crop×crop` [`ChwImage`]; [`network_input`] normalises it (ImageNet statistics) on the device.
+pub fn eval_preprocess(img: &RgbImage, resize: u32, crop: u32) -> ChwImage {
     to_chw(&center_crop(&resize_shorter(img, resize), crop))
 }
 
@@ -85,8 +126,7 @@ mod tests {
         let c = center_crop(&r, 224);
         assert_eq!((c.width, c.height), (224, 224));
         let t = eval_preprocess(&img, 256, 224);
-        assert_eq!(t.size(), vec![3, 224, 224]);
-        assert_eq!(t.kind(), tch::Kind::Uint8);
+        assert_eq!(t.shape(), [3, 224, 224]);
         let t = network_input(&[t], Device::Cpu).unwrap();
         assert_eq!(t.size(), vec![1, 3, 224, 224]);
         // (124/255 − 0.485) / 0.229 ≈ 0.0016: the mean colour maps near zero.
@@ -119,10 +159,14 @@ mod tests {
         let data: Vec<u8> = (0..w * h * 3).map(|i| (i * 97 % 256) as u8).collect();
         let img = RgbImage::new(w, h, data).unwrap();
         let chw = to_chw(&img);
-        assert_eq!(chw.size(), vec![3, h as i64, w as i64]);
-        assert_eq!(chw.int64_value(&[2, 5, 7]), img.pixel(7, 5)[2] as i64);
-        assert!(chw.equal(&crate::image_io::to_tensor(&img)));
-        let device = network_input(&[chw.shallow_clone(), chw], Device::Cpu).unwrap();
+        assert_eq!(chw.shape(), [3, h as i64, w as i64]);
+        assert_eq!(chw.to_tensor().int64_value(&[2, 5, 7]), img.pixel(7, 5)[2] as i64);
+        assert!(chw.to_tensor().equal(&crate::image_io::to_tensor(&img)));
+        let small = to_chw(&RgbImage::filled(4, 4, [1, 2, 3]));
+        assert!(batch_tensor(&[chw.clone(), small]).unwrap_err().to_string().contains("differ"));
+        assert!(batch_tensor(&[]).is_err());
+        let device = network_input(&[chw.clone(), chw], Device::Cpu).unwrap();
+        assert_eq!(device.size(), vec![2, 3, h as i64, w as i64]);
         let host = normalize(&img, IMAGENET_MEAN, IMAGENET_STD);
         for i in 0..2 {
             let diff = f64::try_from((device.get(i) - &host).abs().max()).unwrap();

@@ -11,10 +11,10 @@ use skipblock_core::Task;
 use skipblock_data::annotate::{draw_box, draw_box_label, Style};
 use skipblock_data::draw::class_color;
 use skipblock_data::image_io::resize;
-use skipblock_data::transforms::{network_input, to_chw};
+use skipblock_data::transforms::{network_input, to_chw, ChwImage};
 use skipblock_data::RgbImage;
 use std::path::Path;
-use tch::{nn::VarStore, Device, Tensor};
+use tch::{nn::VarStore, Device};
 
 /// One object found in an image, in its pixel coordinates.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -58,9 +58,9 @@ impl Detector {
         self.ssd.config.input_size as u32
     }
 
-    /// An image prepared on the host: resized to S×S, a `uint8` `3×S×S` tensor (normalised on the device
-    /// with the batch, [`network_input`]).
-    pub fn preprocess(&self, img: &RgbImage) -> Tensor {
+    /// An image prepared on the host: resized to S×S, `3×S×S` (normalised on the device with the batch,
+    /// [`network_input`]).
+    pub fn preprocess(&self, img: &RgbImage) -> ChwImage {
         let s = self.input_size();
         to_chw(&resize(img, s, s))
     }
@@ -68,7 +68,7 @@ impl Detector {
     /// Detections of a batch of preprocessed images, scaled to each image's (width, height).
     pub fn detect_batch(
         &self,
-        inputs: &[Tensor],
+        inputs: &[ChwImage],
         sizes: &[(u32, u32)],
         post: &PostprocessConfig,
     ) -> Result<Vec<Vec<PixelDetection>>> {

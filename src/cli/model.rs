@@ -10,7 +10,7 @@ use skipblock_core::model::{summary, trace, Arch, BlockOptions};
 use skipblock_core::{ui, Task};
 use skipblock_data::{folder, read_image};
 use std::path::PathBuf;
-use tch::{Kind, Tensor};
+use tch::Kind;
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {
@@ -195,7 +195,7 @@ fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
     let mut layers: Vec<LayerVariance> = Vec::new();
     let bar = ui::progress_bar(images.len() as u64, "variance");
     for chunk in images.chunks(a.batch.max(1)) {
-        let batch: Vec<Tensor> =
+        let batch: Vec<_> =
             chunk.iter().map(|p| read_image(p).map(|img| loaded.preprocess(&img))).collect::<Result<_>>()?;
         let xs = loaded.input(&batch)?;
         let (_, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));

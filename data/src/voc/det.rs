@@ -6,19 +6,18 @@
 
 use super::augment::{resize_normalised, Annotated, SsdAugment};
 use super::dataset::VocDataset;
-use crate::image_io::read_image;
+use crate::image_io::read_image_fast;
 use crate::loader::{Dataset, Rng};
-use crate::transforms::to_chw;
+use crate::transforms::{to_chw, ChwImage};
 use anyhow::{bail, Result};
 use skipblock_core::boxes::BBox;
-use tch::Tensor;
 
 /// One detection sample.
 #[derive(Debug)]
 pub struct DetSample {
     /// `3×S×S` `uint8` (the augmentation's pixels; [`crate::transforms::network_input`] normalises the
     /// batch on the device).
-    pub image: Tensor,
+    pub image: ChwImage,
     /// Normalised to [0, 1] by the network input size.
     pub boxes: Vec<BBox>,
     /// 1-based class labels: 0 is the background.
@@ -63,7 +62,7 @@ impl DetDataset {
         let Some(record) = self.voc.records.get(index) else {
             bail!("sample {index} is out of range: the dataset has {} images", self.voc.len());
         };
-        let image = read_image(&record.image)?;
+        let image = read_image_fast(&record.image)?;
         if (image.width, image.height) != (record.width, record.height) {
             bail!(
                 "image '{}' is {}x{} but its annotation '{}' says {}x{}",
