@@ -360,8 +360,8 @@ mod tests {
         // EXIF orientation: read from either byte order; only the identity stays on the fast path.
         let exif = |le: bool, o: u16| {
             let mut v = b"Exif\0\0".to_vec();
-            let (w16, w32): (fn(u16) -> [u8; 2], fn(u32) -> [u8; 4]) =
-                if le { (u16::to_le_bytes, u32::to_le_bytes) } else { (u16::to_be_bytes, u32::to_be_bytes) };
+            let w16 = |x: u16| if le { x.to_le_bytes() } else { x.to_be_bytes() };
+            let w32 = |x: u32| if le { x.to_le_bytes() } else { x.to_be_bytes() };
             v.extend_from_slice(if le { b"II" } else { b"MM" });
             v.extend_from_slice(&w16(42));
             v.extend_from_slice(&w32(8));

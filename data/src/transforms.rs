@@ -75,13 +75,14 @@ pub fn to_chw(img: &RgbImage) -> ChwImage {
 
 /// Images of one size → one `uint8` `B×3×H×W` tensor on the host (a single allocation, each image copied
 /// once).
-pub fn batch_tensor(images: &[ChwImage]) -> Result<Tensor> {
+pub fn batch_tensor<'a>(images: impl IntoIterator<Item = &'a ChwImage>) -> Result<Tensor> {
+    let images: Vec<&ChwImage> = images.into_iter().collect();
     let Some(first) = images.first() else { bail!("an empty batch of images") };
     if let Some(other) = images.iter().find(|i| i.shape() != first.shape()) {
         bail!("images of one batch differ in size: {:?} and {:?}", first.shape(), other.shape());
     }
     let mut data = Vec::with_capacity(first.data.len() * images.len());
-    for img in images {
+    for img in &images {
         data.extend_from_slice(&img.data);
     }
     let [c, h, w] = first.shape();
@@ -90,7 +91,7 @@ pub fn batch_tensor(images: &[ChwImage]) -> Result<Tensor> {
 
 /// Images of one size → the network's input batch on `device`: one `uint8` tensor copied there (pinned
 /// and non-blocking on CUDA), scaled to [0, 1] and normalised with the ImageNet statistics there.
-pub fn network_input(images: &[ChwImage], device: Device) -> Result<Tensor> {
+pub fn network_input<'a>(images: impl IntoIterator<Item = &'a ChwImage>, device: Device) -> Result<Tensor> {
     skipblock_core::batch::normalise_on_device(&batch_tensor(images)?, IMAGENET_MEAN, IMAGENET_STD, device)
 }
 
@@ -164,7 +165,7 @@ mod tests {
         assert!(chw.to_tensor().equal(&crate::image_io::to_tensor(&img)));
         let small = to_chw(&RgbImage::filled(4, 4, [1, 2, 3]));
         assert!(batch_tensor(&[chw.clone(), small]).unwrap_err().to_string().contains("differ"));
-        assert!(batch_tensor(&[]).is_err());
+        assert!(batch_tensor(std::iter::empty()).is_err());
         let device = network_input(&[chw.clone(), chw], Device::Cpu).unwrap();
         assert_eq!(device.size(), vec![2, 3, h as i64, w as i64]);
         let host = normalize(&img, IMAGENET_MEAN, IMAGENET_STD);

@@ -60,7 +60,7 @@ pub fn detect_split(
     let mut out = Vec::with_capacity(n);
     for batch in batches.take(total) {
         let batch = batch?;
-        let xs = network_input(&batch.iter().map(|s| s.image.clone()).collect::<Vec<_>>(), device)?;
+        let xs = network_input(batch.iter().map(|s| &s.image), device)?;
         let dets = ssd.detect(&xs, post)?;
         for (sample, d) in batch.iter().zip(dets) {
             out.push((sample.index, to_pixels(d, sample.width, sample.height, &data.voc().classes)));

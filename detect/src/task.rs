@@ -42,7 +42,7 @@ pub struct DetectTask {
 /// The network input of a batch on `device` (uint8 images normalised there, [`network_input`]), and each
 /// image's ground truth.
 pub fn collate(batch: &[DetSample], device: Device) -> Result<(Tensor, Vec<ImageTargets>)> {
-    let xs = network_input(&batch.iter().map(|s| s.image.clone()).collect::<Vec<_>>(), device)?;
+    let xs = network_input(batch.iter().map(|s| &s.image), device)?;
     let targets = batch.iter().map(|s| (s.boxes.clone(), s.labels.iter().map(|&l| l as usize).collect())).collect();
     Ok((xs, targets))
 }

@@ -256,7 +256,7 @@ fn det_dataset_samples_for_training_and_evaluation() {
     assert_eq!(s.difficult, vec![false, true], "evaluation keeps difficult objects");
     assert_eq!(s.boxes[0], BBox::new(0.0, 0.0, 0.5, 0.5));
     // (90, 120, 30) normalised with the ImageNet statistics.
-    let input = crate::transforms::network_input(&[s.image.clone()], tch::Device::Cpu).unwrap();
+    let input = crate::transforms::network_input([&s.image], tch::Device::Cpu).unwrap();
     let red = f64::try_from(input.get(0).get(0).mean(tch::Kind::Float)).unwrap();
     assert!((red - (90.0 / 255.0 - 0.485) / 0.229).abs() < 0.05, "{red}");
     let train = DetDataset::new(voc, 32, true);
@@ -347,7 +347,7 @@ fn uint8_detection_samples_normalised_on_the_device_match_the_old_host_float_pat
         for index in 0..data.len() {
             let seed = 100 + index as u64;
             let s = data.get(index, &mut Rng::seed_from_u64(seed)).unwrap();
-            let new = network_input(&[s.image.clone()], tch::Device::Cpu).unwrap().get(0);
+            let new = network_input([&s.image], tch::Device::Cpu).unwrap().get(0);
             // Before: the photometric distortion (rounded to 8 bits at its end, as now), the geometry and
             // the resize, then float normalisation on the host.
             let a = data.annotated(index).unwrap();

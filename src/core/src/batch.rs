@@ -27,18 +27,6 @@ pub fn to_device(t: &Tensor, device: Device) -> Tensor {
     }
 }
 
-/// Stacks `3×H×W` images (all of one size and kind) into a `B×3×H×W` batch on the host.
-pub fn stack(images: &[Tensor]) -> Result<Tensor> {
-    if images.is_empty() {
-        bail!("an empty batch of images");
-    }
-    let first = images[0].size();
-    if let Some(other) = images.iter().map(Tensor::size).find(|s| *s != first) {
-        bail!("images of one batch differ in size: {first:?} and {other:?}");
-    }
-    Ok(Tensor::stack(images, 0))
-}
-
 /// A `uint8` batch `B×3×H×W` (on the host or the device) → float on `device`, scaled to [0, 1] and
 /// normalised per channel: `(x / 255 − mean[c]) / std[c]`. A float batch is taken as already normalised
 /// and only moved.
@@ -88,14 +76,9 @@ mod tests {
     }
 
     #[test]
-    fn on_the_cpu_the_copy_is_a_no_op_and_stacking_checks_sizes() {
+    fn on_the_cpu_the_copy_is_a_no_op() {
         let t = Tensor::from_slice(&[1u8, 2, 3]);
         let same = to_device(&t, Device::Cpu);
         assert_eq!(same.data_ptr(), t.data_ptr(), "no copy on the CPU");
-        let a = Tensor::zeros([3, 4, 4], (Kind::Uint8, Device::Cpu));
-        assert_eq!(stack(&[a.shallow_clone(), a.shallow_clone()]).unwrap().size(), vec![2, 3, 4, 4]);
-        let b = Tensor::zeros([3, 4, 5], (Kind::Uint8, Device::Cpu));
-        assert!(stack(&[a, b]).unwrap_err().to_string().contains("differ"));
-        assert!(stack(&[]).is_err());
     }
 }
