@@ -5,10 +5,11 @@
 //! [`postprocess`] does all of it on the predictions' device for the whole batch at once: the candidates
 //! of every class are picked with one `topk`, and NMS runs over all images and classes together, boxes of
 //! different classes never suppressing each other (torchvision's `batched_nms`; the class is a batch
-//! dimension here rather than a coordinate offset, which needs no bound on the coordinates). Greedy NMS
-//! is computed as Cluster-NMS (Zheng et al., 2020): kept = not suppressed by any kept, better box,
-//! iterated to its fixed point, which is exactly the greedy result. Only the kept detections come back to
-//! the host. [`postprocess_per_class`] is the former host loop over classes, kept as the reference.
+//! dimension here rather than a coordinate offset, which needs no bound on the coordinates). As in
+//! torchvision's CUDA NMS, the overlaps of every candidate pair are computed in parallel on the device
+//! ([`suppression_mask`]) and the greedy scan over them runs on the host ([`greedy`]); only the
+//! candidates (at most `candidates_per_class` per class, trimmed to the most any class has) and that mask
+//! come back, not the `[B, P, C]` scores. [`postprocess_per_class`] is the former host loop over classes, kept as the reference.
 
 use crate::box_coder::BoxCoder;
 use anyhow::{bail, Result};
@@ -60,7 +61,7 @@ pub fn postprocess(
     if k == 0 || num_classes < 2 || b == 0 {
         return Ok(out);
     }
-    let (sel, scores, boxes) = tch::no_grad(|| {
+    let (k, vals, cand, mask) = tch::no_grad(|| {
         let priors = priors.to_device(loc.device()).to_kind(Kind::Float);
         let corners = coder.decode_corners(&loc.to_kind(Kind::Float), &priors).clamp(0.0, 1.0); // [B, P, 4]
         let probs = conf.to_kind(Kind::Float).softmax(2, Kind::Float);
@@ -74,31 +75,32 @@ pub fn postprocess(
         let s = probs.narrow(2, 1, c1).transpose(1, 2);
         let s =
             s.masked_fill(&s.le(cfg.score_threshold as f64).logical_or(&valid_box.logical_not()), f64::NEG_INFINITY);
-        let (vals, idx) = s.topk(k, 2, true, true); // [B, C−1, k], best first
-        let valid = vals.isfinite();
+        let (vals, idx) = s.topk(k, 2, true, true); // [B, C−1, k], best first, the invalid (−∞) last
+                                                    // Only as many ranks as the class with the most candidates has.
+        let k = vals.isfinite().sum_dim_intlist(2, false, Kind::Int64).max().int64_value(&[]);
+        let (vals, idx) = (vals.narrow(2, 0, k), idx.narrow(2, 0, k));
         let p = corners.size()[1];
         let cand = corners.unsqueeze(1).expand([b as i64, c1, p, 4], false).gather(
             2,
             &idx.unsqueeze(3).expand([b as i64, c1, k, 4], false),
             false,
         ); // [B, C−1, k, 4]
-        let keep = cluster_nms(&cand, &valid, cfg.nms_iou as f64);
-        let sel = keep.nonzero(); // [M, 3]: image, class − 1, rank
-        let (bi, ci, ri) = (sel.select(1, 0), sel.select(1, 1), sel.select(1, 2));
-        let flat = (&bi * c1 + &ci) * k + &ri;
-        let scores = vals.reshape([-1]).index_select(0, &flat);
-        let boxes = cand.reshape([-1, 4]).index_select(0, &flat);
-        (sel.to_device(Device::Cpu), to_vec(&scores), to_vec(&boxes))
+        let mask = suppression_mask(&cand, cfg.nms_iou as f64);
+        (k, to_vec(&vals), to_vec(&cand), mask.to_device(Device::Cpu))
     });
-    let (scores, boxes) = (scores?, boxes?);
-    let sel = Vec::<i64>::try_from(sel.reshape([-1]))?;
-    for (i, row) in sel.chunks_exact(3).enumerate() {
-        let c = &boxes[i * 4..i * 4 + 4];
-        out[row[0] as usize].push(Detection {
-            bbox: BBox::new(c[0], c[1], c[2], c[3]),
-            label: row[1] as usize + 1,
-            score: scores[i],
-        });
+    let (vals, cand) = (vals?, cand?);
+    if k == 0 {
+        return Ok(out);
+    }
+    let (k, c1) = (k as usize, num_classes - 1);
+    let mask = Vec::<bool>::try_from(mask.reshape([-1]))?;
+    for (slice, (scores, masks)) in vals.chunks_exact(k).zip(mask.chunks_exact(k * k)).enumerate() {
+        let (image, label) = (slice / c1, slice % c1 + 1);
+        let valid = scores.iter().take_while(|s| s.is_finite()).count();
+        for r in greedy(masks, valid, k) {
+            let c = &cand[(slice * k + r) * 4..(slice * k + r) * 4 + 4];
+            out[image].push(Detection { bbox: BBox::new(c[0], c[1], c[2], c[3]), label, score: scores[r] });
+        }
     }
     for dets in &mut out {
         dets.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.label.cmp(&b.label)));
@@ -107,12 +109,10 @@ pub fn postprocess(
     Ok(out)
 }
 
-/// Greedy NMS of each `[k, 4]` slice of `boxes [..., k, 4]` (each slice sorted best first, `valid
-/// [..., k]` marking real candidates), all slices at once: the kept mask `[..., k]`. A box is suppressed
-/// by a kept better box of its slice with IoU above `iou`. Iterating "kept = valid and not suppressed by
-/// a kept box" from all-kept settles, after at most as many rounds as the longest suppression chain, on the
-/// greedy result (box j's state depends only on boxes before it).
-pub fn cluster_nms(boxes: &Tensor, valid: &Tensor, iou: f64) -> Tensor {
+/// For each `[k, 4]` slice of `boxes [..., k, 4]` (one image and class, best first), which boxes each box
+/// would suppress: `[..., k, k]` bool, entry `[i, j]` true when `j > i` and IoU(i, j) > `iou`. Computed for
+/// all slices at once on the boxes' device (the part of NMS that is parallel).
+pub fn suppression_mask(boxes: &Tensor, iou: f64) -> Tensor {
     let k = boxes.size()[boxes.dim() - 2];
     let area = (boxes.select(-1, 2) - boxes.select(-1, 0)).clamp_min(0.0)
         * (boxes.select(-1, 3) - boxes.select(-1, 1)).clamp_min(0.0);
@@ -122,17 +122,23 @@ pub fn cluster_nms(boxes: &Tensor, valid: &Tensor, iou: f64) -> Tensor {
     let inter = wh.select(-1, 0) * wh.select(-1, 1);
     let union = area.unsqueeze(-1) + area.unsqueeze(-2) - &inter;
     let overlap = (&inter / union.clamp_min(f64::MIN_POSITIVE)).gt(iou).logical_and(&union.gt(0.0));
-    // Entry [i, j]: better box i would suppress box j.
-    let later = Tensor::ones([k, k], (Kind::Bool, boxes.device())).triu(1);
-    let suppresses = overlap.logical_and(&later).logical_and(&valid.unsqueeze(-1));
-    let mut keep = valid.shallow_clone();
-    for _ in 0..=k {
-        let suppressed = suppresses.logical_and(&keep.unsqueeze(-1)).any_dim(-2, false);
-        let next = valid.logical_and(&suppressed.logical_not());
-        if next.equal(&keep) {
-            break;
+    overlap.logical_and(&Tensor::ones([k, k], (Kind::Bool, boxes.device())).triu(1))
+}
+
+/// The greedy pass over one slice's `k × k` [`suppression_mask`] (row-major), the first `valid` ranks
+/// being real candidates: the ranks kept, best first. As torchvision's CUDA NMS: the overlaps in parallel
+/// on the device, this sequential scan on the host.
+pub fn greedy(mask: &[bool], valid: usize, k: usize) -> Vec<usize> {
+    let mut removed = vec![false; valid];
+    let mut keep = Vec::new();
+    for i in 0..valid {
+        if removed[i] {
+            continue;
         }
-        keep = next;
+        keep.push(i);
+        for (j, r) in removed.iter_mut().enumerate().skip(i + 1) {
+            *r |= mask[i * k + j];
+        }
     }
     keep
 }
@@ -325,7 +331,7 @@ mod tests {
             }
         }
         assert!(compared > 500, "{compared} detections compared");
-        // NMS alone: the cluster form equals the greedy one on random boxes, duplicates and ties included.
+        // NMS alone: the mask and the scan equal the host NMS on random boxes, duplicates and ties included.
         for seed in 0..20 {
             tch::manual_seed(seed);
             let lo = Tensor::rand([60, 2], (Kind::Float, Device::Cpu)) * 0.6;
@@ -340,10 +346,21 @@ mod tests {
             let mut order: Vec<usize> = (0..60).collect();
             order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
             let sorted: Vec<BBox> = order.iter().map(|&i| boxes[i]).collect();
-            let valid = Tensor::ones([60], (Kind::Bool, Device::Cpu));
-            let keep = Vec::<bool>::try_from(cluster_nms(&boxes::to_tensor(&sorted), &valid, 0.4)).unwrap();
-            let cluster: Vec<usize> = (0..60).filter(|&r| keep[r]).map(|r| order[r]).collect();
-            assert_eq!(cluster, greedy, "seed {seed}");
+            let mask = Vec::<bool>::try_from(suppression_mask(&boxes::to_tensor(&sorted), 0.4).reshape([-1])).unwrap();
+            let batched: Vec<usize> = super::greedy(&mask, 60, 60).into_iter().map(|r| order[r]).collect();
+            assert_eq!(batched, greedy, "seed {seed}");
+            let first: Vec<usize> = super::greedy(&mask, 10, 60).into_iter().map(|r| order[r]).collect();
+            assert_eq!(
+                first,
+                boxes::nms(
+                    &order[..10].iter().map(|&i| boxes[i]).collect::<Vec<_>>(),
+                    &order[..10].iter().map(|&i| scores[i]).collect::<Vec<_>>(),
+                    0.4
+                )
+                .into_iter()
+                .map(|r| order[r])
+                .collect::<Vec<_>>()
+            );
         }
     }
 
