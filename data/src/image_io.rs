@@ -2,7 +2,8 @@
 //!
 //! Pixels are RGB, 8 bits, row-major HWC. Decoding goes through OpenCV (`opencv` feature, the default) or
 //! the `image` crate; resizing always uses the same antialiased bilinear filter (PIL's "bilinear", as
-//! torchvision's `Resize` on PIL images), so both builds preprocess identically.
+//! torchvision's `Resize` on PIL images), so both builds preprocess identically. The loaders decode JPEGs
+//! with `zune-jpeg` in both builds ([`read_image_fast`]).
 //! Every failure is an error naming the file; nothing here panics on bad input.
 
 use anyhow::{anyhow, bail, Context, Result};
