@@ -8,7 +8,7 @@ use serde::Serialize;
 use skipblock_core::checkpoint::{self, CheckpointMeta};
 use skipblock_core::model::{build_classifier, Arch, BlockOptions, ClassifierNet, NetOptions};
 use skipblock_core::{tensors, Task};
-use skipblock_data::transforms::eval_preprocess;
+use skipblock_data::transforms::{eval_preprocess, network_input, ChwImage};
 use skipblock_data::RgbImage;
 use std::path::Path;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -116,24 +116,30 @@ impl Classifier {
         self
     }
 
-    /// The network input of an image: shorter side to `resize`, centre crop `crop`, normalised.
-    pub fn preprocess(&self, img: &RgbImage) -> Tensor {
+    /// An image prepared on the host: shorter side to `resize`, centre crop `crop`, `3×crop×crop`
+    /// ([`Classifier::input`] normalises a batch of them on the device).
+    pub fn preprocess(&self, img: &RgbImage) -> ChwImage {
         eval_preprocess(img, self.resize, self.crop)
     }
 
+    /// The network input `[B, 3, crop, crop]` on the device of preprocessed images, normalised there.
+    pub fn input(&self, inputs: &[ChwImage]) -> Result<Tensor> {
+        network_input(inputs, self.device)
+    }
+
     /// Class probabilities `[B, classes]` of a batch of preprocessed images.
-    pub fn probabilities(&self, inputs: &[Tensor]) -> Tensor {
-        let xs = Tensor::stack(inputs, 0).to_device(self.device);
-        tch::no_grad(|| self.net.forward_t(&xs, false).logits.softmax(-1, Kind::Float))
+    pub fn probabilities(&self, inputs: &[ChwImage]) -> Result<Tensor> {
+        let xs = self.input(inputs)?;
+        Ok(tch::no_grad(|| self.net.forward_t(&xs, false).logits.softmax(-1, Kind::Float)))
     }
 
     /// The `k` most likely classes of each preprocessed image.
-    pub fn predict(&self, inputs: &[Tensor], k: usize) -> Result<Vec<TopK>> {
+    pub fn predict(&self, inputs: &[ChwImage], k: usize) -> Result<Vec<TopK>> {
         if k == 0 {
             bail!("top-k needs k >= 1");
         }
         let k = k.min(self.meta.num_classes) as i64;
-        let (p, i) = self.probabilities(inputs).topk(k, -1, true, true);
+        let (p, i) = self.probabilities(inputs)?.topk(k, -1, true, true);
         let (p, i) = (p.to_kind(Kind::Double).to_device(Device::Cpu), i.to_device(Device::Cpu));
         (0..inputs.len() as i64)
             .map(|row| {

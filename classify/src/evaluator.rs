@@ -4,10 +4,12 @@
 use crate::confusion::ConfusionMatrix;
 use anyhow::Result;
 use serde::Serialize;
+use skipblock_core::batch::to_device;
 use skipblock_core::loader::{load_epoch, LoaderConfig};
 use skipblock_core::model::ClassifierNet;
 use skipblock_core::ui;
 use skipblock_data::classification::ClsDataset;
+use skipblock_data::transforms::{network_input, ChwImage};
 use std::sync::Arc;
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -33,11 +35,12 @@ pub struct EvalReport {
     pub skipped: usize,
 }
 
-/// Stacks `(image, label)` samples into a batch on `device`.
-pub fn collate(batch: Vec<(Tensor, i64)>, device: Device) -> (Tensor, Tensor) {
+/// Stacks `(uint8 image, label)` samples into the network's input batch on `device` (normalised there,
+/// [`network_input`]) and the labels.
+pub fn collate(batch: Vec<(ChwImage, i64)>, device: Device) -> Result<(Tensor, Tensor)> {
     let labels: Vec<i64> = batch.iter().map(|b| b.1).collect();
-    let images: Vec<Tensor> = batch.into_iter().map(|b| b.0).collect();
-    (Tensor::stack(&images, 0).to_device(device), Tensor::from_slice(&labels).to_device(device))
+    let images: Vec<ChwImage> = batch.into_iter().map(|b| b.0).collect();
+    Ok((network_input(&images, device)?, to_device(&Tensor::from_slice(&labels), device)))
 }
 
 /// Runs `net` (eval mode, no autograd) over every sample of `data`.
@@ -61,7 +64,7 @@ pub fn evaluate(
         indicatif::ProgressBar::hidden()
     };
     for batch in batches.by_ref() {
-        let (xs, ys) = collate(batch?, device);
+        let (xs, ys) = collate(batch?, device)?;
         let logits = tch::no_grad(|| net.forward_t(&xs, false).logits).to_kind(Kind::Float);
         let loss = logits.cross_entropy_loss::<Tensor>(&ys, None, Reduction::Sum, -100, 0.0);
         loss_sum += f64::try_from(loss)?;

@@ -9,6 +9,7 @@ use skipblock_core::loss::Loss;
 use skipblock_core::model::{BlockOptions, ClassifierNet};
 use skipblock_core::train::{TrainTask, Validation};
 use skipblock_data::classification::ClsDataset;
+use skipblock_data::transforms::ChwImage;
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
@@ -34,9 +35,9 @@ impl TrainTask for ClassifyTask {
         self.train.clone()
     }
 
-    fn train_batch(&mut self, batch: Vec<(Tensor, i64)>) -> Result<(Tensor, usize)> {
+    fn train_batch(&mut self, batch: Vec<(ChwImage, i64)>) -> Result<(Tensor, usize)> {
         let n = batch.len();
-        let (xs, ys) = collate(batch, self.device);
+        let (xs, ys) = collate(batch, self.device)?;
         let out = self.net.forward_t(&xs, true);
         let loss = self.loss.compute(&out.logits, Some(&out.features), &ys)?;
         Ok((loss.loss, n))

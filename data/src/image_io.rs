@@ -2,7 +2,8 @@
 //!
 //! Pixels are RGB, 8 bits, row-major HWC. Decoding goes through OpenCV (`opencv` feature, the default) or
 //! the `image` crate; resizing always uses the same antialiased bilinear filter (PIL's "bilinear", as
-//! torchvision's `Resize` on PIL images), so both builds preprocess identically.
+//! torchvision's `Resize` on PIL images), so both builds preprocess identically. The loaders decode JPEGs
+//! with `zune-jpeg` in both builds ([`read_image_fast`]).
 //! Every failure is an error naming the file; nothing here panics on bad input.
 //!
 //! EXIF orientation is applied by both decoders: an image is what a viewer displays, a JPEG whose EXIF
@@ -254,6 +255,70 @@ pub(crate) fn jpeg_with_orientation(img: &RgbImage, orientation: u16) -> Vec<u8>
     out
 }
 
+/// Reads an image file for the training and evaluation loaders: JPEGs through [`decode_jpeg_fast`], other
+/// formats through [`read_image`]. Errors name the file.
+pub fn read_image_fast(path: &Path) -> Result<RgbImage> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read image '{}'", path.display()))?;
+    decode_image_fast(&bytes).with_context(|| format!("cannot decode image '{}'", path.display()))
+}
+
+/// [`decode_image`] with JPEGs decoded by [`decode_jpeg_fast`].
+pub fn decode_image_fast(bytes: &[u8]) -> Result<RgbImage> {
+    match decode_jpeg_fast(bytes)? {
+        Some(img) => Ok(img),
+        None => decode_image(bytes),
+    }
+}
+
+/// The loaders' JPEG decoder, the same in both builds: `zune-jpeg` (SIMD, pure Rust) straight into RGB,
+/// without the `image` crate's intermediate buffers (see docs/BENCHMARKS.md for its speed next to OpenCV's
+/// libjpeg-turbo and the `image` crate). `Ok(None)` for what it leaves to [`decode_image`]: anything but a
+/// JPEG, and JPEGs whose EXIF orientation is not the identity (orientation is [`decode_image`]'s job).
+pub fn decode_jpeg_fast(bytes: &[u8]) -> Result<Option<RgbImage>> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    if !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Ok(None);
+    }
+    let options = DecoderOptions::new_fast().jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| anyhow!("{e:?}"))?;
+    if decoder.exif().is_some_and(|exif| exif_orientation(exif).is_some_and(|o| o != 1)) {
+        return Ok(None);
+    }
+    let data = decoder.decode().map_err(|e| anyhow!("{e:?}"))?;
+    let info = decoder.info().ok_or_else(|| anyhow!("no image information after decoding"))?;
+    if decoder.output_colorspace() != Some(ColorSpace::RGB) {
+        return Ok(None);
+    }
+    RgbImage::new(info.width as u32, info.height as u32, data).map(Some)
+}
+
+/// The orientation tag (0x0112) of IFD0 in an EXIF block (`Exif\0\0` and a TIFF header, or the TIFF
+/// header alone), if present and readable.
+fn exif_orientation(exif: &[u8]) -> Option<u16> {
+    let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+    let le = match tiff.get(..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let u16_at = |i: usize| -> Option<u16> {
+        let b: [u8; 2] = tiff.get(i..i + 2)?.try_into().ok()?;
+        Some(if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+    };
+    let u32_at = |i: usize| -> Option<u32> {
+        let b: [u8; 4] = tiff.get(i..i + 4)?.try_into().ok()?;
+        Some(if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+    };
+    let ifd = u32_at(4)? as usize;
+    (0..u16_at(ifd)? as usize)
+        .map(|k| ifd + 2 + 12 * k)
+        .find(|&e| u16_at(e) == Some(0x0112))
+        .and_then(|e| u16_at(e + 8))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,5 +438,46 @@ mod tests {
         assert_eq!(from_tensor(&t).unwrap(), img);
         assert_eq!(from_tensor(&t.to_kind(Kind::Float)).unwrap(), img);
         assert!(from_tensor(&Tensor::zeros([2, 2], (Kind::Uint8, tch::Device::Cpu))).is_err());
+    }
+
+    #[test]
+    fn the_fast_jpeg_decoder_reads_what_the_default_decoder_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = gradient(64, 48);
+        let jpg = dir.path().join("g.jpg");
+        write_image(&jpg, &img).unwrap();
+        let fast = read_image_fast(&jpg).unwrap();
+        let slow = read_image(&jpg).unwrap();
+        assert_eq!((fast.width, fast.height), (64, 48));
+        // Two JPEG decoders may differ by an IDCT rounding here and there, not more.
+        let max_diff = fast.data.iter().zip(&slow.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
+        assert!(max_diff <= 3, "{max_diff}");
+        // Not a JPEG: left to decode_image; corrupt: an error naming the file.
+        let png = dir.path().join("g.png");
+        write_image(&png, &img).unwrap();
+        assert_eq!(decode_jpeg_fast(&std::fs::read(&png).unwrap()).unwrap(), None);
+        assert_eq!(read_image_fast(&png).unwrap(), img);
+        let bad = dir.path().join("bad.jpg");
+        std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
+        assert!(format!("{:#}", read_image_fast(&bad).unwrap_err()).contains("bad.jpg"));
+        // EXIF orientation: read from either byte order; only the identity stays on the fast path.
+        let exif = |le: bool, o: u16| {
+            let mut v = b"Exif\0\0".to_vec();
+            let w16 = |x: u16| if le { x.to_le_bytes() } else { x.to_be_bytes() };
+            let w32 = |x: u32| if le { x.to_le_bytes() } else { x.to_be_bytes() };
+            v.extend_from_slice(if le { b"II" } else { b"MM" });
+            v.extend_from_slice(&w16(42));
+            v.extend_from_slice(&w32(8));
+            v.extend_from_slice(&w16(1));
+            v.extend_from_slice(&w16(0x0112));
+            v.extend_from_slice(&w16(3));
+            v.extend_from_slice(&w32(1));
+            v.extend_from_slice(&w16(o));
+            v.extend_from_slice(&[0, 0]);
+            v
+        };
+        assert_eq!(exif_orientation(&exif(true, 6)), Some(6));
+        assert_eq!(exif_orientation(&exif(false, 1)), Some(1));
+        assert_eq!(exif_orientation(b"Exif\0\0junk"), None);
     }
 }

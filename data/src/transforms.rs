@@ -1,9 +1,17 @@
 //! Deterministic image transforms: the evaluation preprocessing of the authors' release (resize the
 //! shorter side to 256 bilinear, centre-crop 224, scale to [0, 1], normalise with the ImageNet mean and
 //! std), with torchvision's rounding rules.
+//!
+//! Images leave the loader workers as planar `uint8` [`ChwImage`]s, built in plain Rust: a worker that
+//! made tensors would run libtorch's intra-op (OpenMP) threads from every worker thread, each worker
+//! with its own team of them (the old loader's poor scaling with cores). [`network_input`] copies a batch
+//! of them into one tensor and scales and normalises it on the device (one place for both pipelines:
+//! [`skipblock_core::batch::normalise_on_device`] with the ImageNet statistics). [`normalize`] is the host
+//! float path the loaders used before, kept as the reference the device path is tested against.
 
 use crate::image_io::{crop, resize, RgbImage};
-use tch::Tensor;
+use anyhow::{bail, Result};
+use tch::{Device, Tensor};
 
 pub const IMAGENET_MEAN: [f64; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f64; 3] = [0.229, 0.224, 0.225];
@@ -25,8 +33,70 @@ pub fn center_crop(img: &RgbImage, size: u32) -> RgbImage {
     crop(&img, left, top, size, size)
 }
 
-/// `3×H×W` float tensor scaled to [0, 1] and normalised per channel. Computed in plain Rust: tensor
-/// ops here would start libtorch's intra-op threads inside every loader worker (several times slower).
+/// An 8-bit image with its channels as planes (`3×H×W`, R then G then B): a network input before
+/// normalisation, without libtorch.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChwImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for ChwImage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChwImage(3x{}x{})", self.height, self.width)
+    }
+}
+
+impl ChwImage {
+    /// `[3, H, W]`.
+    pub fn shape(&self) -> [i64; 3] {
+        [3, self.height as i64, self.width as i64]
+    }
+    /// A `uint8` `3×H×W` tensor of the image.
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor::from_slice(&self.data).view(self.shape())
+    }
+}
+
+/// The image with its channels as planes: plain Rust, no libtorch (see the module docs).
+pub fn to_chw(img: &RgbImage) -> ChwImage {
+    let plane = img.width as usize * img.height as usize;
+    let mut out = vec![0u8; plane * 3];
+    let (r, rest) = out.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    for (i, px) in img.data.chunks_exact(3).enumerate() {
+        r[i] = px[0];
+        g[i] = px[1];
+        b[i] = px[2];
+    }
+    ChwImage { width: img.width, height: img.height, data: out }
+}
+
+/// Images of one size → one `uint8` `B×3×H×W` tensor on the host (a single allocation, each image copied
+/// once).
+pub fn batch_tensor<'a>(images: impl IntoIterator<Item = &'a ChwImage>) -> Result<Tensor> {
+    let images: Vec<&ChwImage> = images.into_iter().collect();
+    let Some(first) = images.first() else { bail!("an empty batch of images") };
+    if let Some(other) = images.iter().find(|i| i.shape() != first.shape()) {
+        bail!("images of one batch differ in size: {:?} and {:?}", first.shape(), other.shape());
+    }
+    let mut data = Vec::with_capacity(first.data.len() * images.len());
+    for img in &images {
+        data.extend_from_slice(&img.data);
+    }
+    let [c, h, w] = first.shape();
+    Ok(Tensor::from_slice(&data).view([images.len() as i64, c, h, w]))
+}
+
+/// Images of one size → the network's input batch on `device`: one `uint8` tensor copied there (pinned
+/// and non-blocking on CUDA), scaled to [0, 1] and normalised with the ImageNet statistics there.
+pub fn network_input<'a>(images: impl IntoIterator<Item = &'a ChwImage>, device: Device) -> Result<Tensor> {
+    skipblock_core::batch::normalise_on_device(&batch_tensor(images)?, IMAGENET_MEAN, IMAGENET_STD, device)
+}
+
+/// `3×H×W` float tensor scaled to [0, 1] and normalised per channel, on the host (the reference of
+/// [`network_input`]). Computed in plain Rust, as [`to_chw`].
 pub fn normalize(img: &RgbImage, mean: [f64; 3], std: [f64; 3]) -> Tensor {
     let plane = img.width as usize * img.height as usize;
     let mut out = vec![0f32; plane * 3];
@@ -39,9 +109,10 @@ pub fn normalize(img: &RgbImage, mean: [f64; 3], std: [f64; 3]) -> Tensor {
     Tensor::from_slice(&out).view([3, img.height as i64, img.width as i64])
 }
 
-/// The release's evaluation preprocessing: shorter side → `resize`, centre crop `crop`, ImageNet norm.
-pub fn eval_preprocess(img: &RgbImage, resize: u32, crop: u32) -> Tensor {
-    normalize(&center_crop(&resize_shorter(img, resize), crop), IMAGENET_MEAN, IMAGENET_STD)
+/// The release's evaluation preprocessing on the host: shorter side → `resize`, centre crop `crop`, as a
+/// `3×crop×crop` [`ChwImage`]; [`network_input`] normalises it (ImageNet statistics) on the device.
+pub fn eval_preprocess(img: &RgbImage, resize: u32, crop: u32) -> ChwImage {
+    to_chw(&center_crop(&resize_shorter(img, resize), crop))
 }
 
 #[cfg(test)]
@@ -56,7 +127,9 @@ mod tests {
         let c = center_crop(&r, 224);
         assert_eq!((c.width, c.height), (224, 224));
         let t = eval_preprocess(&img, 256, 224);
-        assert_eq!(t.size(), vec![3, 224, 224]);
+        assert_eq!(t.shape(), [3, 224, 224]);
+        let t = network_input(&[t], Device::Cpu).unwrap();
+        assert_eq!(t.size(), vec![1, 3, 224, 224]);
         // (124/255 − 0.485) / 0.229 ≈ 0.0016: the mean colour maps near zero.
         let v = f64::try_from(t.abs().max()).unwrap();
         assert!(v < 0.02, "{v}");
@@ -79,5 +152,26 @@ mod tests {
         let img = RgbImage::new(7, 7, data).unwrap();
         let c = center_crop(&img, 4);
         assert_eq!(c.pixel(0, 0), [2, 2, 0]);
+    }
+
+    #[test]
+    fn the_device_path_gives_the_host_float_path_s_numbers() {
+        let (w, h) = (37u32, 23u32);
+        let data: Vec<u8> = (0..w * h * 3).map(|i| (i * 97 % 256) as u8).collect();
+        let img = RgbImage::new(w, h, data).unwrap();
+        let chw = to_chw(&img);
+        assert_eq!(chw.shape(), [3, h as i64, w as i64]);
+        assert_eq!(chw.to_tensor().int64_value(&[2, 5, 7]), img.pixel(7, 5)[2] as i64);
+        assert!(chw.to_tensor().equal(&crate::image_io::to_tensor(&img)));
+        let small = to_chw(&RgbImage::filled(4, 4, [1, 2, 3]));
+        assert!(batch_tensor(&[chw.clone(), small]).unwrap_err().to_string().contains("differ"));
+        assert!(batch_tensor(std::iter::empty()).is_err());
+        let device = network_input(&[chw.clone(), chw], Device::Cpu).unwrap();
+        assert_eq!(device.size(), vec![2, 3, h as i64, w as i64]);
+        let host = normalize(&img, IMAGENET_MEAN, IMAGENET_STD);
+        for i in 0..2 {
+            let diff = f64::try_from((device.get(i) - &host).abs().max()).unwrap();
+            assert!(diff <= 1e-5, "{diff}");
+        }
     }
 }

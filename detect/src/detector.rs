@@ -11,10 +11,10 @@ use skipblock_core::Task;
 use skipblock_data::annotate::{draw_box, draw_box_label, Style};
 use skipblock_data::draw::class_color;
 use skipblock_data::image_io::resize;
-use skipblock_data::transforms::{normalize, IMAGENET_MEAN, IMAGENET_STD};
+use skipblock_data::transforms::{network_input, to_chw, ChwImage};
 use skipblock_data::RgbImage;
 use std::path::Path;
-use tch::{nn::VarStore, Device, Tensor};
+use tch::{nn::VarStore, Device};
 
 /// One object found in an image, in its pixel coordinates.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -58,20 +58,21 @@ impl Detector {
         self.ssd.config.input_size as u32
     }
 
-    /// The network input of an image: resized to S×S, normalised, `3×S×S`.
-    pub fn preprocess(&self, img: &RgbImage) -> Tensor {
+    /// An image prepared on the host: resized to S×S, `3×S×S` (normalised on the device with the batch,
+    /// [`network_input`]).
+    pub fn preprocess(&self, img: &RgbImage) -> ChwImage {
         let s = self.input_size();
-        normalize(&resize(img, s, s), IMAGENET_MEAN, IMAGENET_STD)
+        to_chw(&resize(img, s, s))
     }
 
     /// Detections of a batch of preprocessed images, scaled to each image's (width, height).
     pub fn detect_batch(
         &self,
-        inputs: &[Tensor],
+        inputs: &[ChwImage],
         sizes: &[(u32, u32)],
         post: &PostprocessConfig,
     ) -> Result<Vec<Vec<PixelDetection>>> {
-        let xs = Tensor::stack(inputs, 0).to_device(self.device);
+        let xs = network_input(inputs, self.device)?;
         let dets = self.ssd.detect(&xs, post)?;
         Ok(dets.into_iter().zip(sizes).map(|(d, &(w, h))| to_pixels(d, w, h, &self.meta.class_names)).collect())
     }

@@ -9,9 +9,10 @@ use anyhow::Result;
 use skipblock_core::boxes::BBox;
 use skipblock_core::loader::{load_epoch, LoaderConfig};
 use skipblock_core::ui;
+use skipblock_data::transforms::network_input;
 use skipblock_data::voc::{DetDataset, VocDataset};
 use std::sync::Arc;
-use tch::{Device, Tensor};
+use tch::Device;
 
 /// The image id used in result files: `<id>`, or `<root folder>/<id>` when several roots are combined.
 pub fn image_id(voc: &VocDataset, index: usize) -> String {
@@ -59,7 +60,7 @@ pub fn detect_split(
     let mut out = Vec::with_capacity(n);
     for batch in batches.take(total) {
         let batch = batch?;
-        let xs = Tensor::stack(&batch.iter().map(|s| s.image.shallow_clone()).collect::<Vec<_>>(), 0).to_device(device);
+        let xs = network_input(batch.iter().map(|s| &s.image), device)?;
         let dets = ssd.detect(&xs, post)?;
         for (sample, d) in batch.iter().zip(dets) {
             out.push((sample.index, to_pixels(d, sample.width, sample.height, &data.voc().classes)));

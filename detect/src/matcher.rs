@@ -15,7 +15,8 @@ pub struct MatchTargets {
     pub labels: Tensor,
 }
 
-/// Matches ground truths to a fixed set of priors. Works on the CPU (it runs in the data loader).
+/// Matches ground truths to a fixed set of priors: image by image on the host ([`Matcher::targets`]), or
+/// for a whole batch on the device ([`Matcher::batch_targets_on`], what training uses).
 #[derive(Debug)]
 pub struct Matcher {
     /// Centre-form priors `[P, 4]`.
@@ -40,15 +41,7 @@ impl Matcher {
     /// Targets for one image: `boxes` normalised corner-form, `labels` 1-based classes, one per box.
     /// An image without boxes gets all-background targets.
     pub fn targets(&self, boxes: &[BBox], labels: &[usize]) -> Result<MatchTargets> {
-        if boxes.len() != labels.len() {
-            bail!("{} boxes but {} labels", boxes.len(), labels.len());
-        }
-        if let Some(b) = boxes.iter().find(|b| !b.is_valid()) {
-            bail!("invalid ground-truth box {:?} (needs xmax > xmin and ymax > ymin)", b.to_array());
-        }
-        if labels.contains(&0) {
-            bail!("ground-truth labels are 1-based (0 is the background)");
-        }
+        check_ground_truth(boxes, labels)?;
         let p = self.num_priors();
         if boxes.is_empty() {
             return Ok(MatchTargets {
@@ -77,7 +70,58 @@ impl Matcher {
         Ok(MatchTargets { loc, labels: Tensor::from_slice(&classes) })
     }
 
-    /// Targets of a batch, stacked: `[B, P, 4]` and `[B, P]`.
+    /// Targets of a batch, stacked: `[B, P, 4]` and `[B, P]`, computed for the whole batch at once on
+    /// `device` (the ground truths padded to the batch's largest count): the same targets as
+    /// [`Matcher::targets`] image by image. Of several ground truths forcing the same prior, the last wins,
+    /// as in the per-image loop (an `amax` over the ground truths, not a racy scatter).
+    pub fn batch_targets_on(&self, images: &[(Vec<BBox>, Vec<usize>)], device: Device) -> Result<MatchTargets> {
+        if images.is_empty() {
+            bail!("an empty batch has no targets");
+        }
+        for (i, (b, l)) in images.iter().enumerate() {
+            check_ground_truth(b, l).map_err(|e| e.context(format!("image {i} of the batch")))?;
+        }
+        let (b, p) = (images.len() as i64, self.num_priors());
+        let g = images.iter().map(|(boxes, _)| boxes.len()).max().unwrap_or(0).max(1) as i64;
+        let (mut gt, mut labels) = (vec![0f32; (b * g * 4) as usize], vec![0i64; (b * g) as usize]);
+        let mut real = vec![false; (b * g) as usize];
+        for (i, (boxes, ls)) in images.iter().enumerate() {
+            for (j, (bx, &l)) in boxes.iter().zip(ls).enumerate() {
+                let at = i * g as usize + j;
+                gt[at * 4..at * 4 + 4].copy_from_slice(&bx.to_array());
+                labels[at] = l as i64;
+                real[at] = true;
+            }
+        }
+        let put = |t: Tensor| skipblock_core::batch::to_device(&t, device);
+        let gt = put(Tensor::from_slice(&gt).view([b, g, 4]));
+        let labels = put(Tensor::from_slice(&labels).view([b, g]));
+        let real = put(Tensor::from_slice(&real).view([b, g]));
+        let (corners, priors) = (self.corners.to_device(device), self.priors.to_device(device));
+        Ok(tch::no_grad(|| {
+            // IoU [B, G, P]; padding rows at −1 so that they never win a prior.
+            let iou = batched_iou(&gt, &corners).masked_fill(&real.logical_not().unsqueeze(2), -1.0);
+            let (best_iou, best_gt) = iou.max_dim(1, false); // [B, P]
+            let best_prior = iou.argmax(2, false); // [B, G]
+            let gt_index = Tensor::arange(g, (Kind::Int64, device)).unsqueeze(0).expand([b, g], false);
+            let forcing = gt_index.masked_fill(&real.logical_not(), -1);
+            // The last ground truth whose best prior is p, per prior (−1: none).
+            let hits = best_prior.unsqueeze(2).eq_tensor(&Tensor::arange(p, (Kind::Int64, device)).view([1, 1, p]));
+            let forced = forcing.unsqueeze(2).masked_fill(&hits.logical_not(), -1).amax(&[1i64][..], false);
+            let is_forced = forced.ge(0);
+            let best_gt = best_gt.where_self(&is_forced.logical_not(), &forced);
+            let best_iou = best_iou.to_kind(Kind::Double).masked_fill(&is_forced, 2.0);
+            let classes = labels.gather(1, &best_gt, false).masked_fill(&best_iou.lt(self.iou_threshold), 0);
+            let matched = gt.gather(1, &best_gt.unsqueeze(2).expand([b, p, 4], false), false);
+            // Images without objects: all background, zero offsets (as the per-image path).
+            let empty = real.any_dim(1, false).logical_not().view([b, 1, 1]);
+            let loc = self.coder.encode(&corner_to_center(&matched), &priors).masked_fill(&empty, 0.0);
+            MatchTargets { loc, labels: classes }
+        }))
+    }
+
+    /// Targets of a batch, stacked: `[B, P, 4]` and `[B, P]`, image by image on the host (the reference of
+    /// [`Matcher::batch_targets_on`]).
     pub fn batch_targets(&self, images: &[(Vec<BBox>, Vec<usize>)]) -> Result<MatchTargets> {
         let mut locs = Vec::with_capacity(images.len());
         let mut labels = Vec::with_capacity(images.len());
@@ -91,6 +135,34 @@ impl Matcher {
         }
         Ok(MatchTargets { loc: Tensor::stack(&locs, 0), labels: Tensor::stack(&labels, 0) })
     }
+}
+
+/// The checks [`Matcher::targets`] makes on one image's ground truth.
+fn check_ground_truth(boxes: &[BBox], labels: &[usize]) -> Result<()> {
+    if boxes.len() != labels.len() {
+        bail!("{} boxes but {} labels", boxes.len(), labels.len());
+    }
+    if let Some(b) = boxes.iter().find(|b| !b.is_valid()) {
+        bail!("invalid ground-truth box {:?} (needs xmax > xmin and ymax > ymin)", b.to_array());
+    }
+    if labels.contains(&0) {
+        bail!("ground-truth labels are 1-based (0 is the background)");
+    }
+    Ok(())
+}
+
+/// IoU of corner-form boxes `[B, G, 4]` with `[P, 4]`: `[B, G, P]` ([`boxes::box_iou`]'s formula).
+fn batched_iou(a: &Tensor, b: &Tensor) -> Tensor {
+    let area = |t: &Tensor| {
+        (t.select(-1, 2) - t.select(-1, 0)).clamp_min(0.0) * (t.select(-1, 3) - t.select(-1, 1)).clamp_min(0.0)
+    };
+    let (area_a, area_b) = (area(a), area(b));
+    let lt = a.narrow(2, 0, 2).unsqueeze(2).maximum(&b.narrow(1, 0, 2).unsqueeze(0).unsqueeze(0));
+    let rb = a.narrow(2, 2, 2).unsqueeze(2).minimum(&b.narrow(1, 2, 2).unsqueeze(0).unsqueeze(0));
+    let wh = (rb - lt).clamp_min(0.0);
+    let inter = wh.select(3, 0) * wh.select(3, 1);
+    let union = area_a.unsqueeze(2) + area_b.unsqueeze(0).unsqueeze(0) - &inter;
+    inter / union.clamp_min(1e-12)
 }
 
 #[cfg(test)]
@@ -164,5 +236,44 @@ mod tests {
         let batch = m.batch_targets(&[(vec![], vec![]), (vec![BBox::new(0.0, 0.0, 1.0, 1.0)], vec![5])]).unwrap();
         assert_eq!(batch.loc.size(), vec![2, 3, 4]);
         assert_eq!(Vec::<i64>::try_from(batch.labels.view([-1])).unwrap(), vec![0, 0, 0, 0, 0, 5]);
+        let err = m.batch_targets_on(&[(vec![], vec![]), (vec![BBox::new(0.1, 0.1, 0.4, 0.6)], vec![0])], Device::Cpu);
+        assert!(format!("{:#}", err.unwrap_err()).contains("image 1"));
+        assert!(m.batch_targets_on(&[], Device::Cpu).is_err());
+    }
+
+    #[test]
+    fn the_batched_matcher_gives_the_per_image_targets() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let priors = crate::anchors::priors(&crate::anchors::PriorConfig::default()).unwrap();
+        let m = Matcher::new(&priors, 0.5, BoxCoder::default());
+        let corners = boxes::from_tensor(&center_to_corner(&priors).clamp(0.0, 1.0));
+        for round in 0..6 {
+            let images: Vec<(Vec<BBox>, Vec<usize>)> = (0..5)
+                .map(|i| {
+                    let n = if i == 2 { 0 } else { rng.gen_range(1..12) };
+                    let mut bs: Vec<BBox> = (0..n)
+                        .map(|_| {
+                            let (x, y) = (rng.gen_range(0.0..0.8f32), rng.gen_range(0.0..0.8f32));
+                            BBox::new(x, y, x + rng.gen_range(0.01..0.2f32), y + rng.gen_range(0.01..0.2f32))
+                        })
+                        .collect();
+                    if n > 3 {
+                        // Ties: a box repeated (both force the same prior: the later wins), and a box that
+                        // is exactly a prior.
+                        bs[1] = bs[0];
+                        bs[2] = corners[rng.gen_range(0..corners.len())];
+                    }
+                    let ls = (0..n).map(|_| rng.gen_range(1..21)).collect();
+                    (bs, ls)
+                })
+                .collect();
+            let old = m.batch_targets(&images).unwrap();
+            let new = m.batch_targets_on(&images, Device::Cpu).unwrap();
+            assert!(new.labels.equal(&old.labels), "round {round}: labels");
+            assert!(new.loc.equal(&old.loc), "round {round}: offsets");
+            let positives = new.labels.gt(0).sum(Kind::Int64).int64_value(&[]);
+            assert!(positives >= 20, "round {round}: {positives} positives");
+        }
     }
 }

@@ -169,8 +169,8 @@ impl Ssd {
         targets: &[ImageTargets],
         sample_weights: Option<&Tensor>,
     ) -> Result<MultiboxOutput> {
-        let t = self.matcher.batch_targets(targets)?;
         let device = out.loc.device();
+        let t = self.matcher.batch_targets_on(targets, device)?;
         self.multibox.compute(
             &out.loc,
             &out.conf,

@@ -14,6 +14,7 @@ use skipblock_core::loader::LoaderConfig;
 use skipblock_core::loss::{Loss, LossKind};
 use skipblock_core::model::BlockOptions;
 use skipblock_core::train::{RgbPng, TrainTask, Validation};
+use skipblock_data::transforms::network_input;
 use skipblock_data::voc::{DetDataset, DetSample};
 use std::sync::Arc;
 use tch::{Device, Tensor};
@@ -38,11 +39,12 @@ pub struct DetectTask {
     pub last_eval: Option<EvalSnapshot>,
 }
 
-/// Images of a batch on `device`, and each image's ground truth.
-pub fn collate(batch: &[DetSample], device: Device) -> (Tensor, Vec<ImageTargets>) {
-    let xs = Tensor::stack(&batch.iter().map(|s| s.image.shallow_clone()).collect::<Vec<_>>(), 0).to_device(device);
+/// The network input of a batch on `device` (uint8 images normalised there, [`network_input`]), and each
+/// image's ground truth.
+pub fn collate(batch: &[DetSample], device: Device) -> Result<(Tensor, Vec<ImageTargets>)> {
+    let xs = network_input(batch.iter().map(|s| &s.image), device)?;
     let targets = batch.iter().map(|s| (s.boxes.clone(), s.labels.iter().map(|&l| l as usize).collect())).collect();
-    (xs, targets)
+    Ok((xs, targets))
 }
 
 impl TrainTask for DetectTask {
@@ -53,7 +55,7 @@ impl TrainTask for DetectTask {
     }
 
     fn train_batch(&mut self, batch: Vec<DetSample>) -> Result<(Tensor, usize)> {
-        let (xs, targets) = collate(&batch, self.device);
+        let (xs, targets) = collate(&batch, self.device)?;
         let out = self.ssd.forward_t(&xs, true);
         let weights = match self.loss.config.kind {
             LossKind::Bias => Some(self.loss.sample_weights(&out.features)?),

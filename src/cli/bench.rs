@@ -28,9 +28,11 @@ pub enum BenchCommand {
     /// bf16 vs PyTorch eager in the same modes, fused vs per-parameter optimiser, SSDLite-S, end to end
     /// with the loaders, and the loaders alone; --profile times the step's phases.
     Train(super::bench_train::TrainBenchArgs),
-    /// Data loaders on all cores: classification (Inception crop to 224) and SSD augmentation (300).
+    /// Data loaders on all cores (images/s, and per core): classification (Inception crop to 224) and SSD
+    /// augmentation (300); JPEG decoding on one thread, the loaders' decoder vs the build's default.
     Loaders(CommonArgs),
-    /// SSDLite-SkipblockNet-S end to end on a JPEG folder: decode, preprocess, forward, NMS (images/s).
+    /// SSDLite-SkipblockNet-S end to end on a JPEG folder: decode, preprocess, forward, NMS (images/s);
+    /// batched NMS and prior matching vs the per-class and per-image paths.
     Detect(CommonArgs),
     /// VOC mAP of 5,000 images × 100 detections (20 classes): ours vs the Python devkit-style reference,
     /// both reading the XML annotations and result files.
@@ -205,8 +207,93 @@ fn throughput_row(name: String, images: usize, seconds: f64) -> Row {
     Row { name, unit: "img/s", ours: images as f64 / seconds.max(1e-9), reference: None, ratio: None }
 }
 
-pub(super) fn bench_loaders(_args: &CommonArgs) -> Result<Vec<Row>> {
-    use skipblock_core::loader::{load_epoch, LoaderConfig};
+/// A 500×375 photo-like JPEG (smooth shapes plus sensor-like noise) at quality 95, the size of a typical
+/// ImageNet or VOC image.
+fn photo_jpeg() -> Result<Vec<u8>> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let (w, h) = (500u32, 375u32);
+    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let base = [(x * 255 / w) as i32, (y * 255 / h) as i32, (((x + y) / 4) % 256) as i32];
+            for c in base {
+                data.push((c + rng.gen_range(-12..=12)).clamp(0, 255) as u8);
+            }
+        }
+    }
+    skipblock_data::image_io::encode_image(&skipblock_data::RgbImage::new(w, h, data)?, Path::new("x.jpg"))
+}
+
+/// Decoding one 500×375 JPEG on one thread: the loaders' decoder vs this build's default one.
+fn bench_decode(args: &CommonArgs) -> Result<Vec<Row>> {
+    use skipblock_data::image_io::{backend, decode_image, decode_image_fast};
+    let jpeg = photo_jpeg()?;
+    let iters = args.iters.max(5) * 5;
+    let default = time_ms(iters, 3, || {
+        let _ = decode_image(&jpeg).expect("decodes");
+    });
+    let fast = time_ms(iters, 3, || {
+        let _ = decode_image_fast(&jpeg).expect("decodes");
+    });
+    Ok(vec![Row {
+        name: format!("decode 500x375 JPEG, 1 thread: zune-jpeg (loaders) vs {} (default)", backend()),
+        unit: "ms",
+        ours: fast,
+        reference: Some(default),
+        ratio: Some(fast / default),
+    }])
+}
+
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`; `None` elsewhere.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+/// Loads one epoch of `data`: (images, wall seconds, process CPU seconds).
+fn time_epoch<D: skipblock_core::loader::Dataset>(
+    data: std::sync::Arc<D>,
+    config: &skipblock_core::loader::LoaderConfig,
+) -> Result<(usize, f64, Option<f64>)> {
+    let n = data.len();
+    let (t, cpu) = (Instant::now(), process_cpu_seconds());
+    for b in skipblock_core::loader::load_epoch(data, 0, config)? {
+        b?;
+    }
+    let cpu = cpu.zip(process_cpu_seconds()).map(|(a, b)| b - a);
+    Ok((n, t.elapsed().as_secs_f64(), cpu))
+}
+
+/// Throughput, throughput per core (wall clock) and images per CPU-second (what one core gives, also when
+/// the machine is shared and the wall clock is not all ours).
+fn loader_rows(name: String, (images, seconds, cpu): (usize, f64, Option<f64>)) -> Vec<Row> {
+    let cores = all_threads();
+    let row = throughput_row(name, images, seconds);
+    let per_core = Row {
+        name: format!("  per core ({cores} cores, wall clock)"),
+        unit: "img/s/core",
+        ours: row.ours / cores as f64,
+        reference: None,
+        ratio: None,
+    };
+    let mut rows = vec![row, per_core];
+    if let Some(cpu) = cpu {
+        rows.push(Row {
+            name: "  per CPU-second (images / process CPU time)".into(),
+            unit: "img/cpu-s",
+            ours: images as f64 / cpu.max(1e-9),
+            reference: None,
+            ratio: None,
+        });
+    }
+    rows
+}
+
+pub(super) fn bench_loaders(args: &CommonArgs) -> Result<Vec<Row>> {
+    use skipblock_core::loader::LoaderConfig;
     use skipblock_data::classification::{open, Augment, ClsDataset, ClsTransform, Layout, Split};
     let dir = tempfile::tempdir()?;
     let cls = dir.path().join("food");
@@ -226,38 +313,86 @@ pub(super) fn bench_loaders(_args: &CommonArgs) -> Result<Vec<Row>> {
     )?;
     let config = LoaderConfig { batch_size: 32, shuffle: true, ..Default::default() };
     let set = open(&cls, Layout::Food101, Split::Train, 0.0, 0)?;
-    let n = set.len();
     let data = std::sync::Arc::new(ClsDataset::new(
         set,
         ClsTransform::new(Augment::Inception, 224, 256.0 / 224.0, 0.0, false)?,
     ));
-    let t = Instant::now();
-    for b in load_epoch(data, 0, &config)? {
-        b?;
-    }
-    let cls_row = throughput_row(
-        format!("classification loader 256px JPEG -> Inception 224, {} workers", all_threads()),
-        n,
-        t.elapsed().as_secs_f64(),
+    let cls_rows = loader_rows(
+        format!("classification loader 256px JPEG -> Inception 224, flip, {} workers", all_threads()),
+        time_epoch(data, &config)?,
     );
     let root = dir.path().join("VOCdevkit/VOC2007");
     let classes = skipblock_data::voc::read_labels(&root.join("labels.txt"))?;
     let (voc, _) = skipblock_data::voc::VocDataset::open(&[root], "trainval", &classes, true)?;
-    let n = voc.len();
     let det = std::sync::Arc::new(skipblock_data::voc::DetDataset::new(voc, 300, true));
-    let t = Instant::now();
-    for b in load_epoch(det, 0, &config)? {
-        b?;
-    }
-    let det_row = throughput_row(
+    let det_rows = loader_rows(
         format!("SSD loader 300px JPEG, full augmentation, {} workers", all_threads()),
-        n,
-        t.elapsed().as_secs_f64(),
+        time_epoch(det, &config)?,
     );
-    Ok(vec![cls_row, det_row])
+    let mut rows: Vec<Row> = cls_rows.into_iter().chain(det_rows).collect();
+    rows.extend(bench_decode(args)?);
+    Ok(rows)
 }
 
-fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
+/// Batched NMS on the device vs the former host loop over classes, and the batched prior matcher vs the
+/// per-image one: SSD300 priors (3,000), 21 classes, batch 8, all threads.
+fn bench_detection_steps(args: &CommonArgs) -> Result<Vec<Row>> {
+    use skipblock_core::boxes::BBox;
+    use skipblock_detect::box_coder::BoxCoder;
+    use skipblock_detect::postprocess::{postprocess_batched, postprocess_per_class, PostprocessConfig};
+    let priors = skipblock_detect::anchors::priors(&skipblock_detect::anchors::PriorConfig::default())?;
+    tch::manual_seed(3);
+    let b = 8;
+    let conf = Tensor::randn([b, priors.size()[0], 21], (Kind::Float, Device::Cpu)) * 2.0;
+    let loc = Tensor::randn([b, priors.size()[0], 4], (Kind::Float, Device::Cpu)) * 0.5;
+    let (coder, cfg) = (BoxCoder::default(), PostprocessConfig::default());
+    let iters = args.iters.clamp(3, 20);
+    let old = time_ms(iters, 1, || {
+        let _ = postprocess_per_class(&loc, &conf, &priors, &coder, &cfg).expect("valid predictions");
+    });
+    let new = time_ms(iters, 1, || {
+        let _ = postprocess_batched(&loc, &conf, &priors, &coder, &cfg).expect("valid predictions");
+    });
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+    let images: Vec<(Vec<BBox>, Vec<usize>)> = (0..32)
+        .map(|_| {
+            let n = rng.gen_range(1..8);
+            let boxes = (0..n)
+                .map(|_| {
+                    let (x, y) = (rng.gen_range(0.0..0.7f32), rng.gen_range(0.0..0.7f32));
+                    BBox::new(x, y, x + rng.gen_range(0.05..0.3f32), y + rng.gen_range(0.05..0.3f32))
+                })
+                .collect();
+            (boxes, (0..n).map(|_| rng.gen_range(1..21)).collect())
+        })
+        .collect();
+    let matcher = skipblock_detect::matcher::Matcher::new(&priors, 0.5, BoxCoder::default());
+    let per_image = time_ms(iters, 1, || {
+        let _ = matcher.batch_targets(&images).expect("valid boxes");
+    });
+    let batched = time_ms(iters, 1, || {
+        let _ = matcher.batch_targets_on(&images, Device::Cpu).expect("valid boxes");
+    });
+    Ok(vec![
+        Row {
+            name: format!("NMS, batch {b} x 3000 priors x 21 classes: batched vs per class"),
+            unit: "ms",
+            ours: new,
+            reference: Some(old),
+            ratio: Some(new / old),
+        },
+        Row {
+            name: "prior matching, batch 32 x 3000 priors: batched vs per image".into(),
+            unit: "ms",
+            ours: batched,
+            reference: Some(per_image),
+            ratio: Some(batched / per_image),
+        },
+    ])
+}
+
+fn bench_detect(args: &CommonArgs) -> Result<Vec<Row>> {
     use skipblock_detect::detector::Detector;
     let dir = tempfile::tempdir()?;
     skipblock_data::synth_voc::generate(
@@ -289,11 +424,13 @@ fn bench_detect(_args: &CommonArgs) -> Result<Vec<Row>> {
     for p in &images {
         let _ = detector.detect(&skipblock_data::read_image(p)?, &post)?;
     }
-    Ok(vec![throughput_row(
+    let mut rows = vec![throughput_row(
         format!("ssdlite-skipblocknet-s 300 end to end, batch 1, {} threads", all_threads()),
         images.len(),
         t.elapsed().as_secs_f64(),
-    )])
+    )];
+    rows.extend(bench_detection_steps(args)?);
+    Ok(rows)
 }
 
 fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {

@@ -387,7 +387,7 @@ fn classify_end_to_end(
     let mut batches = load_epoch(data, 0, &config)?;
     // The first step (allocations, cuDNN autotuning) is not timed.
     let first = batches.next().context("no batch")??;
-    let (x, y) = skipblock_classify::evaluator::collate(first, device);
+    let (x, y) = skipblock_classify::evaluator::collate(first, device)?;
     let mut off = Phases::new(false, device);
     trainer.step(
         &x,
@@ -403,7 +403,7 @@ fn classify_end_to_end(
         let b = b?;
         phases.mark("data wait");
         images += b.len();
-        let (x, y) = skipblock_classify::evaluator::collate(b, device);
+        let (x, y) = skipblock_classify::evaluator::collate(b, device)?;
         phases.mark("copy to device");
         trainer.step(
             &x,
@@ -455,7 +455,7 @@ fn detect_end_to_end(a: &TrainBenchArgs, device: Device, steps: usize) -> Result
     let mut off = Phases::new(false, device);
     let mut step = |b: Vec<skipblock_data::voc::DetSample>, trainer: &mut Trainer| -> Result<usize> {
         let n = b.len();
-        let (x, targets) = skipblock_detect::task::collate(&b, device);
+        let (x, targets) = skipblock_detect::task::collate(&b, device)?;
         trainer.step(
             &x,
             &mut off,

@@ -282,9 +282,9 @@ fn run_variance(global: &GlobalArgs, a: &VarianceArgs) -> Result<()> {
     let mut layers: Vec<LayerVariance> = Vec::new();
     let bar = ui::progress_bar(images.len() as u64, "variance");
     for chunk in images.chunks(a.batch.max(1)) {
-        let batch: Vec<Tensor> =
+        let batch: Vec<_> =
             chunk.iter().map(|p| read_image(p).map(|img| loaded.preprocess(&img))).collect::<Result<_>>()?;
-        let xs = Tensor::stack(&batch, 0).to_device(device);
+        let xs = loaded.input(&batch)?;
         let (out, records, outputs) = trace::traced(true, || tch::no_grad(|| loaded.net.forward_t(&xs, false)));
         if layers.is_empty() {
             layers = table5_layers(&records, loaded.net.features_name(), &out.features);

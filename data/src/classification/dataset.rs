@@ -1,11 +1,11 @@
 //! [`ClsDataset`]: a [`ClassificationSet`] and its [`ClsTransform`] as a loader [`Dataset`] of
-//! `(3×S×S float tensor, label)` pairs. Training augmentation applies only to the training split of a
+//! `(3×S×S uint8 image, label)` pairs. Training augmentation applies only to the training split of a
 //! transform whose kind is not `None`; everything else gets the evaluation transform.
 
 use super::{Augment, ClassificationSet, ClsTransform, Split};
 use crate::loader::{Dataset, Rng};
+use crate::transforms::ChwImage;
 use anyhow::{Context, Result};
-use tch::Tensor;
 
 pub struct ClsDataset {
     pub set: ClassificationSet,
@@ -28,13 +28,13 @@ impl ClsDataset {
 }
 
 impl Dataset for ClsDataset {
-    type Item = (Tensor, i64);
+    type Item = (ChwImage, i64);
 
     fn len(&self) -> usize {
         self.set.len()
     }
 
-    fn get(&self, index: usize, rng: &mut Rng) -> Result<(Tensor, i64)> {
+    fn get(&self, index: usize, rng: &mut Rng) -> Result<(ChwImage, i64)> {
         let (source, label) = self
             .set
             .samples

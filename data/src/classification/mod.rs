@@ -17,7 +17,7 @@ pub mod imagenet;
 pub use augment::ClsTransform;
 pub use dataset::ClsDataset;
 
-use crate::image_io::{read_image, RgbImage};
+use crate::image_io::{read_image_fast, RgbImage};
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -145,7 +145,7 @@ impl Source {
     /// The sample's pixels; a file that cannot be read or decoded is an error naming it.
     pub fn load(&self) -> Result<RgbImage> {
         match self {
-            Source::File(path) => read_image(path),
+            Source::File(path) => read_image_fast(path),
             Source::Record { image, .. } => Ok(RgbImage::clone(image)),
         }
     }

@@ -233,9 +233,9 @@ fn the_dataset_augments_training_samples_and_names_corrupt_files() {
     assert!(train.augments() && !val.augments());
     let get = |d: &ClsDataset, seed| d.get(1, &mut Rng::seed_from_u64(seed)).unwrap();
     let (x, label) = get(&train, 1);
-    assert_eq!((x.size(), x.kind(), label), (vec![3, 40, 40], tch::Kind::Float, 0));
-    assert!(!x.equal(&get(&train, 2).0), "training samples are augmented");
-    assert!(get(&val, 1).0.equal(&get(&val, 2).0), "validation samples are not");
+    assert_eq!((x.shape(), label), ([3, 40, 40], 0));
+    assert_ne!(x, get(&train, 2).0, "training samples are augmented");
+    assert_eq!(get(&val, 1).0, get(&val, 2).0, "validation samples are not");
     let Source::File(path) = &train.set.samples[1].0 else { panic!("files") };
     std::fs::write(path, b"\xff\xd8\xff\xe0 broken").unwrap();
     let err = format!("{:#}", train.get(1, &mut Rng::seed_from_u64(1)).unwrap_err());
@@ -255,7 +255,7 @@ fn inception_loading_throughput() {
     while rounds < 2 || start.elapsed().as_secs_f64() < 1.0 {
         for i in 0..dataset.len() {
             let (x, _) = dataset.get(i, &mut Rng::seed_from_u64(i as u64)).unwrap();
-            assert_eq!(x.size(), vec![3, 224, 224]);
+            assert_eq!(x.shape(), [3, 224, 224]);
         }
         rounds += 1;
     }
@@ -264,4 +264,27 @@ fn inception_loading_throughput() {
         "ClsDataset::get, 128x128 JPEG -> Inception 224x224: {per_s:.0} images/s on one thread ({})",
         crate::image_io::backend()
     );
+}
+
+#[test]
+fn uint8_samples_normalised_on_the_device_match_the_old_host_float_path() {
+    use crate::transforms::{network_input, normalize, IMAGENET_MEAN, IMAGENET_STD};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("food");
+    synth(&root, Layout::Food101, 2, 3, 1, 56);
+    for (kind, size) in [(Augment::Inception, 40), (Augment::Cifar, 32), (Augment::None, 48)] {
+        let transform = ClsTransform::new(kind, size, 1.15, 15.0, true).unwrap();
+        let train = ClsDataset::new(open(&root, Layout::Auto, Split::Train, 0.1, 0).unwrap(), transform.clone());
+        for index in 0..train.len() {
+            let seed = index as u64 + 11;
+            let (x, _) = train.get(index, &mut Rng::seed_from_u64(seed)).unwrap();
+            let new = network_input(&[x], tch::Device::Cpu).unwrap().get(0);
+            // Before: the same augmentation, normalised to float on the host in the worker.
+            let img = train.set.samples[index].0.load().unwrap();
+            let old =
+                normalize(&transform.augment_image(&img, &mut Rng::seed_from_u64(seed)), IMAGENET_MEAN, IMAGENET_STD);
+            let diff = f64::try_from((new - old).abs().max()).unwrap();
+            assert!(diff <= 1e-5, "{kind:?}, sample {index}: {diff}");
+        }
+    }
 }

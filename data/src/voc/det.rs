@@ -1,4 +1,4 @@
-//! [`DetDataset`]: a [`VocDataset`] as the loader sees it — each sample a normalised `3×S×S` tensor with
+//! [`DetDataset`]: a [`VocDataset`] as the loader sees it — each sample a `uint8` `3×S×S` tensor with
 //! its boxes in [0, 1] and 1-based labels (0 is the background).
 //!
 //! Training (`train = true`) drops difficult objects (ssd.pytorch's `keep_difficult=False`) and applies
@@ -6,18 +6,18 @@
 
 use super::augment::{resize_normalised, Annotated, SsdAugment};
 use super::dataset::VocDataset;
-use crate::image_io::read_image;
+use crate::image_io::read_image_fast;
 use crate::loader::{Dataset, Rng};
-use crate::transforms::{normalize, IMAGENET_MEAN, IMAGENET_STD};
+use crate::transforms::{to_chw, ChwImage};
 use anyhow::{bail, Result};
 use skipblock_core::boxes::BBox;
-use tch::Tensor;
 
 /// One detection sample.
 #[derive(Debug)]
 pub struct DetSample {
-    /// `3×S×S` float, ImageNet mean/std normalised.
-    pub image: Tensor,
+    /// `3×S×S` `uint8` (the augmentation's pixels; [`crate::transforms::network_input`] normalises the
+    /// batch on the device).
+    pub image: ChwImage,
     /// Normalised to [0, 1] by the network input size.
     pub boxes: Vec<BBox>,
     /// 1-based class labels: 0 is the background.
@@ -62,7 +62,7 @@ impl DetDataset {
         let Some(record) = self.voc.records.get(index) else {
             bail!("sample {index} is out of range: the dataset has {} images", self.voc.len());
         };
-        let image = read_image(&record.image)?;
+        let image = read_image_fast(&record.image)?;
         if (image.width, image.height) != (record.width, record.height) {
             bail!(
                 "image '{}' is {}x{} but its annotation '{}' says {}x{}",
@@ -97,7 +97,7 @@ impl Dataset for DetDataset {
         let (width, height) = (a.image.width, a.image.height);
         let a = if self.train { self.augment.apply(a, rng) } else { resize_normalised(a, self.augment.size) };
         Ok(DetSample {
-            image: normalize(&a.image, IMAGENET_MEAN, IMAGENET_STD),
+            image: to_chw(&a.image),
             boxes: a.boxes,
             labels: a.labels,
             difficult: a.difficult,

@@ -428,20 +428,20 @@ fn det_dataset_samples_for_training_and_evaluation() {
     let (voc, _) = VocDataset::open(&[r], "test", &classes(&["cat", "dog"]), true).unwrap();
     let eval = DetDataset::new(voc.clone(), 32, false);
     let s = eval.get(0, &mut Rng::seed_from_u64(0)).unwrap();
-    assert_eq!(s.image.size(), vec![3, 32, 32]);
-    assert_eq!(s.image.kind(), tch::Kind::Float);
+    assert_eq!(s.image.shape(), [3, 32, 32]);
     assert_eq!((s.width, s.height, s.index), (64, 48, 0));
     assert_eq!(s.labels, vec![2, 1], "1-based labels");
     assert_eq!(s.difficult, vec![false, true], "evaluation keeps difficult objects");
     assert_eq!(s.boxes[0], BBox::new(0.0, 0.0, 0.5, 0.5));
     // (90, 120, 30) normalised with the ImageNet statistics.
-    let red = f64::try_from(s.image.get(0).mean(tch::Kind::Float)).unwrap();
+    let input = crate::transforms::network_input([&s.image], tch::Device::Cpu).unwrap();
+    let red = f64::try_from(input.get(0).get(0).mean(tch::Kind::Float)).unwrap();
     assert!((red - (90.0 / 255.0 - 0.485) / 0.229).abs() < 0.05, "{red}");
     let train = DetDataset::new(voc, 32, true);
     for seed in 0..10 {
         let t = train.get(0, &mut Rng::seed_from_u64(seed)).unwrap();
         assert!(t.labels.iter().all(|&l| l == 2), "training drops difficult objects: {:?}", t.labels);
-        assert_eq!(t.image.size(), vec![3, 32, 32]);
+        assert_eq!(t.image.shape(), [3, 32, 32]);
     }
     let err = format!("{:#}", train.get(1, &mut Rng::seed_from_u64(0)).unwrap_err());
     assert!(err.contains("broken.jpg"), "{err}");
@@ -503,7 +503,7 @@ fn det_get_throughput() {
     let n = 200;
     for i in 0..n {
         let sample = ds.get(i % ds.len(), &mut crate::loader::sample_rng(0, 0, i)).unwrap();
-        assert_eq!(sample.image.size(), vec![3, 300, 300]);
+        assert_eq!(sample.image.shape(), [3, 300, 300]);
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
@@ -552,4 +552,38 @@ fn check_without_labels_reads_the_classes_off_the_annotations() {
     assert_eq!(json["classes_inferred"], true);
     assert_eq!(json["sizes"][1]["class"], "stop");
     assert!(json["splits"][0].get("records").is_none(), "records stay out of the JSON");
+}
+
+#[test]
+fn uint8_detection_samples_normalised_on_the_device_match_the_old_host_float_path() {
+    use crate::transforms::{network_input, normalize, IMAGENET_MEAN, IMAGENET_STD};
+    let dir = tempfile::tempdir().unwrap();
+    crate::synth_voc::generate(
+        dir.path(),
+        crate::synth_voc::SynthVocOptions { train: 6, test: 1, seed: 3, size: 96, ..Default::default() },
+    )
+    .unwrap();
+    let root = dir.path().join("VOCdevkit/VOC2007");
+    let names = crate::voc::read_labels(&root.join("labels.txt")).unwrap();
+    let (voc, _) = VocDataset::open(&[root], "trainval", &names, true).unwrap();
+    for train in [true, false] {
+        let data = DetDataset::new(voc.clone(), 64, train);
+        for index in 0..data.len() {
+            let seed = 100 + index as u64;
+            let s = data.get(index, &mut Rng::seed_from_u64(seed)).unwrap();
+            let new = network_input([&s.image], tch::Device::Cpu).unwrap().get(0);
+            // Before: the photometric distortion (rounded to 8 bits at its end, as now), the geometry and
+            // the resize, then float normalisation on the host.
+            let a = data.annotated(index).unwrap();
+            let a = if train {
+                crate::voc::SsdAugment::new(64).apply(a, &mut Rng::seed_from_u64(seed))
+            } else {
+                crate::voc::augment::resize_normalised(a, 64)
+            };
+            let old = normalize(&a.image, IMAGENET_MEAN, IMAGENET_STD);
+            let diff = f64::try_from((new - old).abs().max()).unwrap();
+            assert!(diff <= 1e-5, "train {train}, sample {index}: {diff}");
+            assert_eq!(s.boxes, a.boxes);
+        }
+    }
 }

@@ -1,5 +1,7 @@
 //! skipblock-core: what both pipelines share.
 //!
+//! * [`batch`]: loader batches to network inputs: pinned non-blocking copies, uint8 → normalised float on
+//!   the device;
 //! * [`boxes`]: bounding boxes, IoU (plain and VOC), NMS: shared by augmentation and detection;
 //! * [`device`]: `--device auto|cpu|cuda|cuda:N` parsing and the runtime report of `skipblock info`;
 //! * [`config`]: TOML recipes deserialised into typed structs, with `--set a.b=v` overrides;
@@ -17,6 +19,7 @@
 //!   with `--resume`;
 //! * [`ui`]: verbosity and console messages.
 
+pub mod batch;
 pub mod boxes;
 pub mod checkpoint;
 pub mod config;

@@ -1,6 +1,7 @@
-//! The parallel loader shared by classification and detection: a background thread decodes and augments
-//! each batch with a pool of worker threads (rayon) and hands finished batches over a bounded channel,
-//! so decoding overlaps the training step and at most `prefetch` batches wait in memory.
+//! The parallel loader shared by classification and detection: worker threads decode and augment the
+//! samples of an epoch one after another, each taking the next sample as soon as it is free (no barrier
+//! at batch ends), and the consumer takes finished batches in order, so decoding overlaps the training
+//! step and at most `prefetch` batches are loaded ahead.
 //!
 //! Reproducibility: the shuffle of epoch `e` and the random generator of sample `i` in epoch `e` are
 //! seeded from (seed, e, i) alone, so a batch is the same whatever the thread scheduling, and a run
@@ -13,8 +14,7 @@ use anyhow::Result;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
 /// The random generator each sample gets.
 pub type Rng = rand::rngs::StdRng;
@@ -93,10 +93,29 @@ pub fn batches_per_epoch(len: usize, batch_size: usize, drop_last: bool) -> usiz
     }
 }
 
+/// The state the workers and the consumer of one epoch share.
+struct Shared<T> {
+    state: Mutex<State<T>>,
+    /// Signalled when a batch completes, when the consumer takes one (room for more) and on stop.
+    changed: Condvar,
+}
+
+struct State<T> {
+    /// Per batch, its samples' results in batch order (`None` until loaded); emptied when taken.
+    slots: Vec<Vec<Option<Result<T>>>>,
+    /// Results still missing per batch.
+    missing: Vec<usize>,
+    /// The next batch the consumer takes; workers load samples of batches below `front + prefetch` only.
+    front: usize,
+    /// The consumer went away or the epoch failed: workers stop.
+    stop: bool,
+}
+
 /// Iterator over the batches of one epoch.
 pub struct BatchIter<T> {
-    rx: Receiver<Result<Vec<T>>>,
+    shared: Arc<Shared<T>>,
     skipped: Arc<AtomicUsize>,
+    strict: bool,
     len: usize,
     done: bool,
 }
@@ -112,24 +131,59 @@ impl<T> BatchIter<T> {
     }
 }
 
+impl<T> Drop for BatchIter<T> {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.stop = true;
+        self.shared.changed.notify_all();
+    }
+}
+
 impl<T> Iterator for BatchIter<T> {
     type Item = Result<Vec<T>>;
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.rx.recv() {
-            Ok(Err(e)) => {
-                self.done = true;
-                Some(Err(e))
+        while !self.done {
+            let results = {
+                let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                let b = state.front;
+                if b >= self.len {
+                    self.done = true;
+                    return None;
+                }
+                while state.missing[b] > 0 {
+                    state = self.shared.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                state.front += 1;
+                self.shared.changed.notify_all();
+                std::mem::take(&mut state.slots[b])
+            };
+            let mut batch = Vec::with_capacity(results.len());
+            for r in results.into_iter().flatten() {
+                match r {
+                    Ok(item) => batch.push(item),
+                    Err(e) if self.strict => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                    Err(e) => {
+                        self.skipped.fetch_add(1, Ordering::Relaxed);
+                        crate::ui::warn(format!("skipped: {e:#}"));
+                    }
+                }
             }
-            Ok(batch) => Some(batch),
-            Err(_) => None,
+            if !batch.is_empty() {
+                return Some(Ok(batch));
+            }
         }
+        None
     }
 }
 
 /// Starts loading the batches of `epoch`.
+///
+/// `workers` threads each take the next sample of the epoch (in batch order) as soon as they are free,
+/// so no thread waits for the slowest sample of a batch before starting on the next one; at most
+/// `prefetch` batches beyond the one the consumer waits for are loaded ahead. Batches come out in order.
 pub fn load_epoch<D: Dataset>(dataset: Arc<D>, epoch: usize, config: &LoaderConfig) -> Result<BatchIter<D::Item>> {
     let order = epoch_order(dataset.len(), config.shuffle, config.seed, epoch);
     let bs = config.batch_size.max(1);
@@ -140,43 +194,49 @@ pub fn load_epoch<D: Dataset>(dataset: Arc<D>, epoch: usize, config: &LoaderConf
     let len = chunks.len();
     let threads =
         if config.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { config.workers };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("loader-{i}")).build()?;
-    let (tx, rx) = sync_channel(config.prefetch.max(1));
-    let skipped = Arc::new(AtomicUsize::new(0));
-    let skipped_in = skipped.clone();
-    let (seed, strict) = (config.seed, config.strict);
-    std::thread::Builder::new().name("loader".into()).spawn(move || {
-        use rayon::prelude::*;
-        for chunk in chunks {
-            let results: Vec<Result<D::Item>> =
-                pool.install(|| chunk.par_iter().map(|&i| dataset.get(i, &mut sample_rng(seed, epoch, i))).collect());
-            let mut batch = Vec::with_capacity(results.len());
-            let mut failure = None;
-            for r in results {
-                match r {
-                    Ok(item) => batch.push(item),
-                    Err(e) if strict => {
-                        failure = Some(e);
-                        break;
-                    }
-                    Err(e) => {
-                        skipped_in.fetch_add(1, Ordering::Relaxed);
-                        crate::ui::warn(format!("skipped: {e:#}"));
-                    }
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            slots: chunks.iter().map(|c| (0..c.len()).map(|_| None).collect()).collect(),
+            missing: chunks.iter().map(Vec::len).collect(),
+            front: 0,
+            stop: false,
+        }),
+        changed: Condvar::new(),
+    });
+    // Every sample of the epoch as (batch, position, dataset index), in the order they are wanted.
+    let work: Arc<Vec<(usize, usize, usize)>> = Arc::new(
+        chunks.iter().enumerate().flat_map(|(b, c)| c.iter().enumerate().map(move |(k, &i)| (b, k, i))).collect(),
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let (seed, prefetch, strict) = (config.seed, config.prefetch.max(1), config.strict);
+    for t in 0..threads.min(work.len()) {
+        let (dataset, shared, work, next) = (dataset.clone(), shared.clone(), work.clone(), next.clone());
+        std::thread::Builder::new().name(format!("loader-{t}")).spawn(move || loop {
+            let w = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(b, k, index)) = work.get(w) else { return };
+            {
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                while !state.stop && b >= state.front + prefetch {
+                    state = shared.changed.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+                if state.stop {
+                    return;
                 }
             }
-            let message = match failure {
-                Some(e) => Err(e),
-                None if batch.is_empty() => continue,
-                None => Ok(batch),
-            };
-            let stop = message.is_err();
-            if tx.send(message).is_err() || stop {
-                return; // the consumer went away, or the epoch failed
+            // A panicking sample is an error of that sample, not a hang of the consumer.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                dataset.get(index, &mut sample_rng(seed, epoch, index))
+            }))
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("loading sample {index} panicked")));
+            let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.slots[b][k] = Some(result);
+            state.missing[b] -= 1;
+            if state.missing[b] == 0 {
+                shared.changed.notify_all();
             }
-        }
-    })?;
-    Ok(BatchIter { rx, skipped, len, done: false })
+        })?;
+    }
+    Ok(BatchIter { shared, skipped: Arc::new(AtomicUsize::new(0)), strict, len, done: false })
 }
 
 #[cfg(test)]
@@ -195,6 +255,9 @@ mod tests {
             if index == 13 {
                 bail!("sample 13 is broken");
             }
+            if index == 17 {
+                panic!("sample 17 panics");
+            }
             Ok((index, rng.gen()))
         }
     }
@@ -211,10 +274,12 @@ mod tests {
         let (a, skipped) = collect(&config, 1);
         let (b, _) = collect(&LoaderConfig { workers: 1, ..config.clone() }, 1);
         assert_eq!(a, b, "same batches and random draws whatever the thread count");
-        assert_eq!(skipped, 1, "the broken sample is skipped");
+        assert_eq!(skipped, 2, "the broken and the panicking samples are skipped");
         let mut seen: Vec<usize> = a.iter().flatten().map(|x| x.0).collect();
         seen.sort();
-        assert_eq!(seen, (0..20).filter(|&i| i != 13).collect::<Vec<_>>());
+        assert_eq!(seen, (0..20).filter(|&i| i != 13 && i != 17).collect::<Vec<_>>());
+        let (many, _) = collect(&LoaderConfig { workers: 7, prefetch: 1, ..config.clone() }, 1);
+        assert_eq!(a, many, "more workers than a batch holds, one batch ahead: the same batches");
         let (c, _) = collect(&config, 2);
         assert_ne!(a, c, "another epoch, another order");
         assert_eq!(batches_per_epoch(20, 6, false), 4);
@@ -230,5 +295,16 @@ mod tests {
         assert_eq!(results.len(), 3, "two good batches, then the error");
         let err = results[2].as_ref().unwrap_err().to_string();
         assert!(err.contains("sample 13"), "{err}");
+    }
+
+    #[test]
+    fn a_consumer_may_stop_early() {
+        let config = LoaderConfig { batch_size: 2, workers: 3, prefetch: 1, ..Default::default() };
+        let mut it = load_epoch(Arc::new(Numbers(12)), 0, &config).unwrap();
+        assert_eq!(it.num_batches(), 6);
+        assert_eq!(it.next().unwrap().unwrap().len(), 2);
+        drop(it); // the workers waiting for room see the stop and end
+        let empty: Vec<_> = load_epoch(Arc::new(Numbers(0)), 0, &config).unwrap().collect();
+        assert!(empty.is_empty());
     }
 }
