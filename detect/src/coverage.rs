@@ -99,6 +99,9 @@ impl Coverage {
     }
 }
 
+/// One feature map's priors: side, step (normalised) and the (w, h) shapes at every location.
+type MapPriors = (i64, f64, Vec<(f64, f64)>);
+
 /// The best IoU any prior of `cfg` reaches with each box, and the feature map of that prior.
 ///
 /// Exact without comparing every box with every prior: on a map, the priors of one shape sit on a
@@ -108,7 +111,7 @@ pub fn best_prior_ious(cfg: &PriorConfig, boxes: &[GtBox]) -> Result<Vec<(f32, u
     cfg.validate()?;
     let image = cfg.image_size as f64;
     let fix = |v: f64| if cfg.clip { v.clamp(0.0, 1.0) } else { v };
-    let maps: Vec<(i64, f64, Vec<(f64, f64)>)> = cfg
+    let maps: Vec<MapPriors> = cfg
         .feature_maps
         .iter()
         .enumerate()

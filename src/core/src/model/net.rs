@@ -83,9 +83,9 @@ pub fn build_classifier(
 /// One of the authors' CIFAR-100 release networks ([`super::release`]).
 #[derive(Debug)]
 enum ReleaseModel {
-    Resnet18(release::ResNet18),
-    Densenet121(release::DenseNet121),
-    Shufflenetv2(release::ShuffleNetV2),
+    Resnet18(Box<release::ResNet18>),
+    Densenet121(Box<release::DenseNet121>),
+    Shufflenetv2(Box<release::ShuffleNetV2>),
 }
 
 /// The release networks behind [`ClassifierNet`]. Their classifier is one linear layer, without dropout:
@@ -101,9 +101,13 @@ pub struct ReleaseNet {
 impl ReleaseNet {
     pub fn new(p: &nn::Path, arch: Arch, num_classes: i64, block: BlockOptions) -> Result<Self> {
         let model = match arch {
-            Arch::ReleaseResnet18 => ReleaseModel::Resnet18(release::ResNet18::new(p, num_classes, block)),
-            Arch::ReleaseDensenet121 => ReleaseModel::Densenet121(release::DenseNet121::new(p, num_classes, block)),
-            Arch::ReleaseShufflenetv2 => ReleaseModel::Shufflenetv2(release::ShuffleNetV2::new(p, num_classes, block)),
+            Arch::ReleaseResnet18 => ReleaseModel::Resnet18(Box::new(release::ResNet18::new(p, num_classes, block))),
+            Arch::ReleaseDensenet121 => {
+                ReleaseModel::Densenet121(Box::new(release::DenseNet121::new(p, num_classes, block)))
+            }
+            Arch::ReleaseShufflenetv2 => {
+                ReleaseModel::Shufflenetv2(Box::new(release::ShuffleNetV2::new(p, num_classes, block)))
+            }
             _ => bail!("{arch} is not one of the authors' release networks"),
         };
         Ok(ReleaseNet { arch, num_classes, model, frozen: false })
