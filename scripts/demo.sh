@@ -30,7 +30,7 @@ $BIN --seed 0 classify train --config configs/synthetic-food101.toml --data "$OU
 cls_seconds=$(( $(date +%s) - start ))
 
 step "2/6 synthetic VOC data -> $DATA"
-$BIN data synth-voc --out "$OUT/data" --train 320 --test 80 --size 160 --seed 0
+$BIN data synth-voc --out "$OUT/data" --train 960 --test 80 --size 160 --seed 0
 $BIN data check --voc "$DATA" --config configs/synthetic-voc.toml --out "$OUT/data-check" | grep -E "classes read|^  all|coverage|auto-priors"
 
 step "3/6 detector: SSDLite-SkipblockNet-XS (configs/synthetic-voc.toml), backbone from the classifier -> $OUT/train"

@@ -559,7 +559,7 @@ fn own_data_gets_a_report_and_priors_fitted_to_its_small_objects() {
 
     // Training warns about the stock priors, and fits them on request; eval uses the stored ones.
     let runs = dir.path().join("runs");
-    let (ok, stderr) = quick_train(&root, &written, &runs, "stock", &[]);
+    let (ok, stderr) = quick_train(&root, &written, &runs, "stock", &["--set", "ssd.priors.auto=false"]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("--auto-priors"), "a warning names the remedy: {stderr}");
     let (ok, stderr) = quick_train(&root, &written, &runs, "fitted", &["--auto-priors"]);
