@@ -59,6 +59,42 @@ impl GlobalArgs {
     }
 }
 
+/// The recipe overrides every training command takes (`classify train/finetune/compare`, `detect train`).
+#[derive(Args, Debug, Clone)]
+pub struct RecipeOverrides {
+    /// Override a recipe field: --set optim.lr=0.01 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Shortcut for --set train.epochs=N.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Shortcut for --set train.batch_size=N.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Shortcut for --set optim.lr=X.
+    #[arg(long)]
+    pub lr: Option<f64>,
+}
+
+impl RecipeOverrides {
+    /// The shortcuts as `--set` overrides, then `more`, then the explicit `--set`s (which win).
+    pub fn overrides(&self, more: Vec<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(e) = self.epochs {
+            out.push(format!("train.epochs={e}"));
+        }
+        if let Some(b) = self.batch {
+            out.push(format!("train.batch_size={b}"));
+        }
+        if let Some(lr) = self.lr {
+            out.push(format!("optim.lr={lr:e}"));
+        }
+        out.extend(more);
+        out.extend(self.set.iter().cloned());
+        out
+    }
+}
+
 /// The flags of every training command (`classify train/finetune`, `detect train`).
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
@@ -76,18 +112,8 @@ pub struct RunArgs {
     /// Stop after this many epochs of this invocation (continue later with --resume).
     #[arg(long)]
     pub stop_after: Option<usize>,
-    /// Override a recipe field: --set optim.lr=0.01 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Shortcut for --set train.epochs=N.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Shortcut for --set train.batch_size=N.
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Shortcut for --set optim.lr=X.
-    #[arg(long)]
-    pub lr: Option<f64>,
+    #[command(flatten)]
+    pub recipe: RecipeOverrides,
     /// Shortcut for --set loss.kind=K (ce, bias, focal, label-smoothing).
     #[arg(long)]
     pub loss: Option<LossKind>,
@@ -109,15 +135,6 @@ impl RunArgs {
     /// The typed flags as `--set` overrides, then the explicit ones (which win).
     pub fn overrides(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(e) = self.epochs {
-            out.push(format!("train.epochs={e}"));
-        }
-        if let Some(b) = self.batch {
-            out.push(format!("train.batch_size={b}"));
-        }
-        if let Some(lr) = self.lr {
-            out.push(format!("optim.lr={lr:e}"));
-        }
         if let Some(kind) = self.loss {
             out.push(format!("loss.kind={}", serde_json::to_string(&kind).expect("a unit enum serialises")));
         }
@@ -127,8 +144,7 @@ impl RunArgs {
         if let Some(f) = self.memory_format {
             out.push(format!("train.memory_format={}", serde_json::to_string(&f).expect("a unit enum serialises")));
         }
-        out.extend(self.set.iter().cloned());
-        out
+        self.recipe.overrides(out)
     }
 
     pub fn settings(&self, global: &GlobalArgs) -> Result<skipblock_core::train::RunSettings> {

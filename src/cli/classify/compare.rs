@@ -1,7 +1,7 @@
 //! `skipblock classify compare`: architectures × losses × seeds on one dataset and one recipe, then the
 //! Table-4-style summary (see [`skipblock_classify::compare`]).
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, RecipeOverrides};
 use anyhow::Result;
 use clap::Args;
 use skipblock_classify::compare::{self, CompareOptions, Grid, SUMMARY_CSV, SUMMARY_JSON, SUMMARY_MD, SUMMARY_PNG};
@@ -39,32 +39,12 @@ pub struct CompareArgs {
     /// same command again to continue.
     #[arg(long)]
     pub max_cells: Option<usize>,
-    /// Override a recipe field: --set optim.lr=0.01 (repeatable).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Shortcut for --set train.epochs=N.
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Shortcut for --set train.batch_size=N.
-    #[arg(long)]
-    pub batch: Option<usize>,
-    /// Shortcut for --set optim.lr=X.
-    #[arg(long)]
-    pub lr: Option<f64>,
+    #[command(flatten)]
+    pub recipe: RecipeOverrides,
 }
 
 pub fn run(global: &GlobalArgs, a: &CompareArgs) -> Result<()> {
-    let mut overrides = Vec::new();
-    if let Some(e) = a.epochs {
-        overrides.push(format!("train.epochs={e}"));
-    }
-    if let Some(b) = a.batch {
-        overrides.push(format!("train.batch_size={b}"));
-    }
-    if let Some(lr) = a.lr {
-        overrides.push(format!("optim.lr={lr:e}"));
-    }
-    overrides.extend(a.set.iter().cloned());
+    let overrides = a.recipe.overrides(Vec::new());
     let recipe: ClassifyRecipe = config::load_config(Some(&a.config), &overrides)?;
     let base = global.seed.unwrap_or(0);
     let grid = Grid::new(a.arch.clone(), a.loss.clone(), (base..base + a.seeds).collect())?;

@@ -16,5 +16,5 @@ pub mod zoo;
 pub use arch::{Arch, Source, SsdVariant, Stem, Table4Params};
 pub use config::NetConfig;
 pub use layers::BlockOptions;
-pub use net::{build_classifier, ClassifierNet, NetOptions};
+pub use net::{build_classifier, ClassifierNet, NetInfo, NetOptions};
 pub use skipblocknet::{BackboneFeatures, Output, SkipblockNet};

@@ -13,10 +13,18 @@ use tch::{nn, Tensor};
 
 /// A classification network: logits plus the last-conv features the bias loss needs.
 pub trait ClassifierNet: std::fmt::Debug + Send {
-    fn arch(&self) -> Arch;
+    /// Architecture, stem, class count and whether the backbone is frozen.
+    fn info(&self) -> NetInfo;
+    fn arch(&self) -> Arch {
+        self.info().arch
+    }
     /// The input stem it was built with (`imagenet` for SkipblockNet and MobileNetV3).
-    fn stem(&self) -> Stem;
-    fn num_classes(&self) -> i64;
+    fn stem(&self) -> Stem {
+        self.info().stem
+    }
+    fn num_classes(&self) -> i64 {
+        self.info().num_classes
+    }
     /// Logits and the feature map (b×c×h×w, before pooling) the bias loss takes: see
     /// [`ClassifierNet::features_name`].
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output;
@@ -30,6 +38,23 @@ pub trait ClassifierNet: std::fmt::Debug + Send {
     fn backbone_prefixes(&self) -> Vec<String>;
     /// The layer whose output is [`Output::features`] (`conv.0`, `layer4`, `features.norm5`, …).
     fn features_name(&self) -> &'static str;
+}
+
+/// What a classifier is: architecture, stem and class count, and whether its backbone is frozen (see
+/// [`ClassifierNet::set_frozen`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NetInfo {
+    pub arch: Arch,
+    pub stem: Stem,
+    pub num_classes: i64,
+    pub frozen: bool,
+}
+
+impl NetInfo {
+    /// A network not frozen.
+    pub fn new(arch: Arch, stem: Stem, num_classes: i64) -> Self {
+        NetInfo { arch, stem, num_classes, frozen: false }
+    }
 }
 
 /// How to build a classifier beyond its architecture and class count.
@@ -92,10 +117,8 @@ enum ReleaseModel {
 /// a frozen backbone is the whole network in eval mode.
 #[derive(Debug)]
 pub struct ReleaseNet {
-    arch: Arch,
-    num_classes: i64,
+    info: NetInfo,
     model: ReleaseModel,
-    frozen: bool,
 }
 
 impl ReleaseNet {
@@ -110,22 +133,16 @@ impl ReleaseNet {
             }
             _ => bail!("{arch} is not one of the authors' release networks"),
         };
-        Ok(ReleaseNet { arch, num_classes, model, frozen: false })
+        Ok(ReleaseNet { info: NetInfo::new(arch, Stem::Cifar, num_classes), model })
     }
 }
 
 impl ClassifierNet for ReleaseNet {
-    fn arch(&self) -> Arch {
-        self.arch
-    }
-    fn stem(&self) -> Stem {
-        Stem::Cifar
-    }
-    fn num_classes(&self) -> i64 {
-        self.num_classes
+    fn info(&self) -> NetInfo {
+        self.info
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output {
-        let train = train && !self.frozen;
+        let train = train && !self.info.frozen;
         match &self.model {
             ReleaseModel::Resnet18(m) => m.forward_t(xs, train),
             ReleaseModel::Densenet121(m) => m.forward_t(xs, train),
@@ -140,7 +157,7 @@ impl ClassifierNet for ReleaseNet {
         }
     }
     fn set_frozen(&mut self, frozen: bool) {
-        self.frozen = frozen;
+        self.info.frozen = frozen;
     }
     fn backbone_prefixes(&self) -> Vec<String> {
         let prefixes: &[&str] = match self.model {
@@ -160,14 +177,8 @@ impl ClassifierNet for ReleaseNet {
 }
 
 impl ClassifierNet for SkipblockNet {
-    fn arch(&self) -> Arch {
-        self.config.arch
-    }
-    fn stem(&self) -> Stem {
-        Stem::Imagenet
-    }
-    fn num_classes(&self) -> i64 {
-        self.num_classes
+    fn info(&self) -> NetInfo {
+        NetInfo { arch: self.config.arch, stem: Stem::Imagenet, num_classes: self.num_classes, frozen: self.frozen }
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output {
         SkipblockNet::forward_t(self, xs, train)

@@ -14,7 +14,7 @@
 use super::{global_pool, max_pool_3x3_s2};
 use crate::model::arch::{Arch, Stem};
 use crate::model::layers::{batch_norm, kaiming_fan_out, BlockOptions, Conv, ConvSpec, Linear};
-use crate::model::net::{ClassifierNet, NetOptions};
+use crate::model::net::{ClassifierNet, NetInfo, NetOptions};
 use crate::model::skipblocknet::Output;
 use tch::{nn, Tensor};
 
@@ -57,16 +57,13 @@ enum Stage {
 
 #[derive(Debug)]
 pub struct DenseNet {
-    arch: Arch,
-    stem: Stem,
-    num_classes: i64,
+    info: NetInfo,
     conv0: Conv,
     norm0: Option<nn::BatchNorm>,
     stages: Vec<Stage>,
     norm5: nn::BatchNorm,
     classifier: Linear,
     dropout: f64,
-    frozen: bool,
 }
 
 impl DenseNet {
@@ -110,36 +107,27 @@ impl DenseNet {
         let norm5 = batch_norm(&f / "norm5", c, o);
         let classifier = Linear::new(p / "classifier", c, num_classes);
         DenseNet {
-            arch,
-            stem: opts.stem,
-            num_classes,
+            info: NetInfo::new(arch, opts.stem, num_classes),
             conv0,
             norm0,
             stages,
             norm5,
             classifier,
             dropout: opts.dropout.unwrap_or(0.0),
-            frozen: false,
         }
     }
 }
 
 impl ClassifierNet for DenseNet {
-    fn arch(&self) -> Arch {
-        self.arch
-    }
-    fn stem(&self) -> Stem {
-        self.stem
-    }
-    fn num_classes(&self) -> i64 {
-        self.num_classes
+    fn info(&self) -> NetInfo {
+        self.info
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output {
-        let t = train && !self.frozen;
+        let t = train && !self.info.frozen;
         let mut x = self.conv0.forward(xs);
         if let Some(norm0) = &self.norm0 {
             x = x.apply_t(norm0, t).relu();
-            if self.stem == Stem::Imagenet {
+            if self.info.stem == Stem::Imagenet {
                 x = max_pool_3x3_s2(&x);
             }
         }
@@ -166,7 +154,7 @@ impl ClassifierNet for DenseNet {
     }
     fn fuse_bn(&mut self) {}
     fn set_frozen(&mut self, frozen: bool) {
-        self.frozen = frozen;
+        self.info.frozen = frozen;
     }
     fn backbone_prefixes(&self) -> Vec<String> {
         vec!["features.".into()]

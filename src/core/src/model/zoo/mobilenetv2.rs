@@ -9,7 +9,7 @@
 use super::global_pool;
 use crate::model::arch::{Arch, Stem};
 use crate::model::layers::{make_divisible, Act, BlockOptions, ConvBn, Linear};
-use crate::model::net::{ClassifierNet, NetOptions};
+use crate::model::net::{ClassifierNet, NetInfo, NetOptions};
 use crate::model::skipblocknet::Output;
 use tch::{nn, Tensor};
 
@@ -67,15 +67,12 @@ impl InvertedResidual {
 
 #[derive(Debug)]
 pub struct MobileNetV2 {
-    arch: Arch,
-    stem: Stem,
-    num_classes: i64,
+    info: NetInfo,
     first: ConvBn,
     blocks: Vec<InvertedResidual>,
     last: ConvBn,
     classifier: Linear,
     dropout: f64,
-    frozen: bool,
 }
 
 impl MobileNetV2 {
@@ -101,31 +98,22 @@ impl MobileNetV2 {
         let last = ConvBn::seq(&(&f / index.to_string()), 0, cin, last_channels, 1, 1, 1, Act::Relu6, o);
         let classifier = Linear::new(p / "classifier" / "1", last_channels, num_classes);
         MobileNetV2 {
-            arch,
-            stem: opts.stem,
-            num_classes,
+            info: NetInfo::new(arch, opts.stem, num_classes),
             first,
             blocks,
             last,
             classifier,
             dropout: opts.dropout.unwrap_or(0.2),
-            frozen: false,
         }
     }
 }
 
 impl ClassifierNet for MobileNetV2 {
-    fn arch(&self) -> Arch {
-        self.arch
-    }
-    fn stem(&self) -> Stem {
-        self.stem
-    }
-    fn num_classes(&self) -> i64 {
-        self.num_classes
+    fn info(&self) -> NetInfo {
+        self.info
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output {
-        let t = train && !self.frozen;
+        let t = train && !self.info.frozen;
         let mut x = self.first.forward_t(xs, t);
         for block in &self.blocks {
             x = block.forward_t(&x, t);
@@ -140,7 +128,7 @@ impl ClassifierNet for MobileNetV2 {
         self.last.fuse();
     }
     fn set_frozen(&mut self, frozen: bool) {
-        self.frozen = frozen;
+        self.info.frozen = frozen;
     }
     fn backbone_prefixes(&self) -> Vec<String> {
         vec!["features.".into()]

@@ -7,7 +7,7 @@
 use super::{global_pool, max_pool_3x3_s2};
 use crate::model::arch::{Arch, Stem};
 use crate::model::layers::{Act, BlockOptions, ConvBn, Linear};
-use crate::model::net::{ClassifierNet, NetOptions};
+use crate::model::net::{ClassifierNet, NetInfo, NetOptions};
 use crate::model::skipblocknet::Output;
 use tch::{nn, Tensor};
 
@@ -49,14 +49,11 @@ impl BasicBlock {
 
 #[derive(Debug)]
 pub struct ResNet {
-    arch: Arch,
-    stem: Stem,
-    num_classes: i64,
+    info: NetInfo,
     conv1: ConvBn,
     layers: Vec<Vec<BasicBlock>>,
     fc: Linear,
     dropout: f64,
-    frozen: bool,
 }
 
 impl ResNet {
@@ -80,32 +77,23 @@ impl ResNet {
         }
         let fc = Linear::new(p / "fc", 512, num_classes);
         ResNet {
-            arch,
-            stem: opts.stem,
-            num_classes,
+            info: NetInfo::new(arch, opts.stem, num_classes),
             conv1,
             layers,
             fc,
             dropout: opts.dropout.unwrap_or(0.0),
-            frozen: false,
         }
     }
 }
 
 impl ClassifierNet for ResNet {
-    fn arch(&self) -> Arch {
-        self.arch
-    }
-    fn stem(&self) -> Stem {
-        self.stem
-    }
-    fn num_classes(&self) -> i64 {
-        self.num_classes
+    fn info(&self) -> NetInfo {
+        self.info
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output {
-        let t = train && !self.frozen;
+        let t = train && !self.info.frozen;
         let mut x = self.conv1.forward_t(xs, t);
-        if self.stem == Stem::Imagenet {
+        if self.info.stem == Stem::Imagenet {
             x = max_pool_3x3_s2(&x);
         }
         for block in self.layers.iter().flatten() {
@@ -119,7 +107,7 @@ impl ClassifierNet for ResNet {
         self.layers.iter_mut().flatten().for_each(BasicBlock::fuse);
     }
     fn set_frozen(&mut self, frozen: bool) {
-        self.frozen = frozen;
+        self.info.frozen = frozen;
     }
     fn backbone_prefixes(&self) -> Vec<String> {
         ["conv1.", "bn1.", "layer1.", "layer2.", "layer3.", "layer4."].map(String::from).to_vec()

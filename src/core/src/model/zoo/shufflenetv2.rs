@@ -8,7 +8,7 @@
 use super::{global_pool, max_pool_3x3_s2};
 use crate::model::arch::{Arch, Stem};
 use crate::model::layers::{Act, BlockOptions, ConvBn, Linear};
-use crate::model::net::{ClassifierNet, NetOptions};
+use crate::model::net::{ClassifierNet, NetInfo, NetOptions};
 use crate::model::skipblocknet::Output;
 use tch::{nn, Tensor};
 
@@ -64,15 +64,12 @@ fn channel_shuffle(xs: &Tensor, groups: i64) -> Tensor {
 
 #[derive(Debug)]
 pub struct ShuffleNetV2 {
-    arch: Arch,
-    stem: Stem,
-    num_classes: i64,
+    info: NetInfo,
     conv1: ConvBn,
     stages: Vec<Unit>,
     conv5: ConvBn,
     fc: Linear,
     dropout: f64,
-    frozen: bool,
 }
 
 impl ShuffleNetV2 {
@@ -93,33 +90,24 @@ impl ShuffleNetV2 {
         let conv5 = ConvBn::seq(&(p / "conv5"), 0, cin, 1024, 1, 1, 1, Act::Relu, o);
         let fc = Linear::new(p / "fc", 1024, num_classes);
         ShuffleNetV2 {
-            arch,
-            stem: opts.stem,
-            num_classes,
+            info: NetInfo::new(arch, opts.stem, num_classes),
             conv1,
             stages,
             conv5,
             fc,
             dropout: opts.dropout.unwrap_or(0.0),
-            frozen: false,
         }
     }
 }
 
 impl ClassifierNet for ShuffleNetV2 {
-    fn arch(&self) -> Arch {
-        self.arch
-    }
-    fn stem(&self) -> Stem {
-        self.stem
-    }
-    fn num_classes(&self) -> i64 {
-        self.num_classes
+    fn info(&self) -> NetInfo {
+        self.info
     }
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output {
-        let t = train && !self.frozen;
+        let t = train && !self.info.frozen;
         let mut x = self.conv1.forward_t(xs, t);
-        if self.stem == Stem::Imagenet {
+        if self.info.stem == Stem::Imagenet {
             x = max_pool_3x3_s2(&x);
         }
         for unit in &self.stages {
@@ -135,7 +123,7 @@ impl ClassifierNet for ShuffleNetV2 {
         self.conv5.fuse();
     }
     fn set_frozen(&mut self, frozen: bool) {
-        self.frozen = frozen;
+        self.info.frozen = frozen;
     }
     fn backbone_prefixes(&self) -> Vec<String> {
         ["conv1.", "stage2.", "stage3.", "stage4.", "conv5."].map(String::from).to_vec()

@@ -9,7 +9,7 @@
 use super::global_pool;
 use crate::model::arch::{Arch, Stem};
 use crate::model::layers::{Conv, ConvSpec};
-use crate::model::net::{ClassifierNet, NetOptions};
+use crate::model::net::{ClassifierNet, NetInfo, NetOptions};
 use crate::model::skipblocknet::Output;
 use tch::{nn, Tensor};
 
@@ -53,14 +53,11 @@ enum Layer {
 
 #[derive(Debug)]
 pub struct SqueezeNet {
-    arch: Arch,
-    stem: Stem,
-    num_classes: i64,
+    info: NetInfo,
     first: Conv,
     layers: Vec<Layer>,
     final_conv: Conv,
     dropout: f64,
-    frozen: bool,
 }
 
 impl SqueezeNet {
@@ -121,27 +118,18 @@ impl SqueezeNet {
             nn::Init::Randn { mean: 0.0, stdev: 0.01 },
         );
         SqueezeNet {
-            arch,
-            stem: opts.stem,
-            num_classes,
+            info: NetInfo::new(arch, opts.stem, num_classes),
             first,
             layers,
             final_conv,
             dropout: opts.dropout.unwrap_or(0.5),
-            frozen: false,
         }
     }
 }
 
 impl ClassifierNet for SqueezeNet {
-    fn arch(&self) -> Arch {
-        self.arch
-    }
-    fn stem(&self) -> Stem {
-        self.stem
-    }
-    fn num_classes(&self) -> i64 {
-        self.num_classes
+    fn info(&self) -> NetInfo {
+        self.info
     }
     /// No batch norm: training and eval passes differ only in the dropout (a frozen backbone has none).
     fn forward_t(&self, xs: &Tensor, train: bool) -> Output {
@@ -157,7 +145,7 @@ impl ClassifierNet for SqueezeNet {
     }
     fn fuse_bn(&mut self) {}
     fn set_frozen(&mut self, frozen: bool) {
-        self.frozen = frozen;
+        self.info.frozen = frozen;
     }
     fn backbone_prefixes(&self) -> Vec<String> {
         vec!["features.".into()]
