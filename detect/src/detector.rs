@@ -10,8 +10,7 @@ use skipblock_core::checkpoint::{self, CheckpointMeta};
 use skipblock_core::Task;
 use skipblock_data::annotate::{draw_box, draw_box_label, Style};
 use skipblock_data::draw::class_color;
-use skipblock_data::image_io::resize;
-use skipblock_data::transforms::{network_input, to_chw, ChwImage};
+use skipblock_data::transforms::{detect_preprocess, network_input, ChwImage};
 use skipblock_data::RgbImage;
 use std::path::Path;
 use tch::{nn::VarStore, Device};
@@ -61,8 +60,7 @@ impl Detector {
     /// An image prepared on the host: resized to S×S, `3×S×S` (normalised on the device with the batch,
     /// [`network_input`]).
     pub fn preprocess(&self, img: &RgbImage) -> ChwImage {
-        let s = self.input_size();
-        to_chw(&resize(img, s, s))
+        detect_preprocess(img, self.input_size())
     }
 
     /// Detections of a batch of preprocessed images, scaled to each image's (width, height).

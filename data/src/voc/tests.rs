@@ -249,7 +249,7 @@ fn sizes_are_taken_in_the_exif_rotated_frame() {
             ("stored", Some(xml(48, 32, &[("dog", [1, 1, 20, 20], false)])), false),
         ],
     );
-    let rotated = crate::image_io::jpeg_with_orientation(&RgbImage::filled(48, 32, [200, 100, 50]), 6);
+    let rotated = crate::image_io::jpeg_with_orientation(&RgbImage::filled(48, 32, [200, 100, 50]), 6).unwrap();
     std::fs::create_dir_all(r.join("JPEGImages")).unwrap();
     for id in ["nosize", "shown", "stored"] {
         std::fs::write(r.join(format!("JPEGImages/{id}.jpg")), &rotated).unwrap();
