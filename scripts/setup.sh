@@ -5,7 +5,8 @@
 #      OpenCV binding generator). Skipped with SKIPBLOCK_NO_OPENCV=1 (headless build).
 #   2. .venv with torch==2.11.0 from PyPI (the libtorch that tch 0.24.0 is built for), and
 #      tensorboard==2.21.0 (to view runs/<name>/tb/; the tests read the event files with it) and
-#      torchvision==0.26.0 (the model-zoo parity tests).
+#      torchvision==0.26.0 (the model-zoo parity tests), onnx==1.23.2 and onnxruntime==1.32.0 (the
+#      export tests: onnx.checker, onnxruntime as the reference of skipblock export and skipblock-edge).
 #   3. cargo build --release with LIBTORCH_USE_PYTORCH=1 against that torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +85,16 @@ if ! .venv/bin/python -c 'import torchvision' >/dev/null 2>&1; then
     || die "pip install torchvision==$TORCHVISION_VERSION failed"
 else
   say "torchvision present in .venv"
+fi
+
+# onnx and onnxruntime: the export tests check files with onnx.checker and run them with onnxruntime (the
+# reference of `skipblock export` and of skipblock-edge, tests/python/edge_ref.py).
+if ! .venv/bin/python -c 'import onnx, onnxruntime' >/dev/null 2>&1; then
+  say "installing onnx and onnxruntime into .venv"
+  .venv/bin/python -m pip install -q "onnx==1.23.2" "onnxruntime==1.32.0" \
+    || die "pip install onnx onnxruntime failed"
+else
+  say "onnx and onnxruntime present in .venv"
 fi
 
 # 3. Build.

@@ -28,7 +28,12 @@ fn lines(text: &str, what: &str) -> Result<Vec<Value>> {
 }
 
 fn f64s(v: &Value, key: &str) -> Result<Vec<f64>> {
-    v[key].as_array().with_context(|| format!("no array \"{key}\" in {v}"))?.iter().map(|x| x.as_f64().context("not a number")).collect()
+    v[key]
+        .as_array()
+        .with_context(|| format!("no array \"{key}\" in {v}"))?
+        .iter()
+        .map(|x| x.as_f64().context("not a number"))
+        .collect()
 }
 
 fn keys(v: &Value) -> Vec<&str> {
@@ -64,7 +69,10 @@ pub fn detect_lines(a: &str, b: &str, tol_px: f64, tol_score: f64) -> Result<Dif
         for k in ["source", "frame", "width", "height"] {
             ensure!(x[k] == y[k], "{k} {} against {}", x[k], y[k]);
         }
-        let (dx, dy) = (x["detections"].as_array().context("no detections")?, y["detections"].as_array().context("no detections")?);
+        let (dx, dy) = (
+            x["detections"].as_array().context("no detections")?,
+            y["detections"].as_array().context("no detections")?,
+        );
         ensure!(dx.len() == dy.len(), "{}: {} detections against {}", x["source"], dx.len(), dy.len());
         let mut taken = vec![false; dy.len()];
         for d in dx {
@@ -117,7 +125,13 @@ mod tests {
         let d = detect_lines(a, swapped, 1e-2, 1e-4).unwrap();
         assert_eq!(d.detections, 2);
         assert!(d.max_bbox_px > 0.0009 && d.max_bbox_px < 0.0011);
-        assert!(detect_lines(a, &swapped.replace("\"class\":1,\"name\":\"b\"", "\"class\":0,\"name\":\"a\""), 1e-2, 1e-4).is_err());
+        assert!(detect_lines(
+            a,
+            &swapped.replace("\"class\":1,\"name\":\"b\"", "\"class\":0,\"name\":\"a\""),
+            1e-2,
+            1e-4
+        )
+        .is_err());
         assert!(detect_lines(a, &swapped.replace("6.001", "7"), 1e-2, 1e-4).is_err());
         assert!(detect_lines(a, &swapped.replace("\"width\":10", "\"width\":11"), 1e-2, 1e-4).is_err());
     }

@@ -89,7 +89,13 @@ fn is_valid(b: &[f32; 4]) -> bool {
 
 /// The detections of one image from `NonMaxSuppression`'s `selected` rows (`[M, 3]`, batch 0 only),
 /// `boxes` `[P × 4]` and `scores` `[P × C]` row-major; scores at or below `t.conf` dropped.
-pub fn from_selected(selected: &[i64], boxes: &[f32], scores: &[f32], num_classes: usize, t: &Thresholds) -> Vec<Detection> {
+pub fn from_selected(
+    selected: &[i64],
+    boxes: &[f32],
+    scores: &[f32],
+    num_classes: usize,
+    t: &Thresholds,
+) -> Vec<Detection> {
     let priors = boxes.len() / 4;
     let mut dets: Vec<Detection> = selected
         .chunks_exact(3)
@@ -148,7 +154,12 @@ pub fn to_pixels(dets: &[Detection], width: u32, height: u32, class_names: &[Str
             let class = d.label.saturating_sub(1);
             let b = d.bbox;
             PixelDetection {
-                bbox: [(b[0] * w).clamp(0.0, w), (b[1] * h).clamp(0.0, h), (b[2] * w).clamp(0.0, w), (b[3] * h).clamp(0.0, h)],
+                bbox: [
+                    (b[0] * w).clamp(0.0, w),
+                    (b[1] * h).clamp(0.0, h),
+                    (b[2] * w).clamp(0.0, w),
+                    (b[3] * h).clamp(0.0, h),
+                ],
                 class,
                 name: class_names.get(class).cloned().unwrap_or_else(|| format!("class{class}")),
                 score: d.score,

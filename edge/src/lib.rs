@@ -3,6 +3,7 @@
 //! `skipblock-pixels`, the same code as the libtorch predictors', and the JSON lines are those of
 //! `skipblock classify predict --json` and `skipblock detect predict --json`.
 //!
+//! * [`app`]: the commands (the binary's, and as functions for tests);
 //! * [`meta`]: the `skipblock` metadata (task, preprocessing, class names, baked NMS thresholds);
 //! * [`model`]: loading the file (tract), running it at batch 1;
 //! * [`preprocess`]: an image → the normalised network input;
@@ -10,6 +11,7 @@
 //! * [`bench`]: batch-1 latency;
 //! * [`compare`]: `--json` outputs against each other (edge against `skipblock … predict` in end-to-end tests).
 
+pub mod app;
 pub mod bench;
 pub mod classify;
 pub mod compare;

@@ -63,7 +63,8 @@ pub fn nms_constants_to_1d(proto: &mut pb::ModelProto) -> usize {
         t.dims = vec![1];
         changed += 1;
     }
-    for node in graph.node.iter_mut().filter(|n| n.op_type == "Constant" && n.output.iter().any(|o| names.contains(o))) {
+    for node in graph.node.iter_mut().filter(|n| n.op_type == "Constant" && n.output.iter().any(|o| names.contains(o)))
+    {
         for attr in node.attribute.iter_mut().filter(|a| a.name == "value") {
             if let Some(t) = attr.t.as_mut().filter(|t| t.dims.is_empty()) {
                 t.dims = vec![1];
@@ -138,10 +139,8 @@ impl EdgeModel {
             bail!("an input of {} values for a 3x{s}x{s} network", input.len());
         }
         let x = Tensor::from_shape(&[1, 3, s, s], &input)?;
-        let out = self
-            .plan
-            .run(tvec!(x.into()))
-            .map_err(|e| anyhow!("running '{}' failed: {e:#}", self.path.display()))?;
+        let out =
+            self.plan.run(tvec!(x.into())).map_err(|e| anyhow!("running '{}' failed: {e:#}", self.path.display()))?;
         Ok(out.into_iter().map(|v| v.into_tensor()).collect())
     }
 

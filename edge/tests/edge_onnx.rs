@@ -86,8 +86,12 @@ fn fixtures() -> &'static Fixtures {
         edge_ref(&["export-classifier", &s(&f("cls.onnx")), "--names"]);
         edge_ref(&["export-detector", &s(&f("det.onnx"))]);
         edge_ref(&["export-detector", &s(&f("det_nms.onnx")), "--nms"]);
-        let shots =
-            [("images/a.png", 80, 60), ("images/b.jpg", 50, 90), ("images/sub/c.png", 64, 64), ("images/sub/d.jpg", 123, 77)];
+        let shots = [
+            ("images/a.png", 80, 60),
+            ("images/b.jpg", 50, 90),
+            ("images/sub/c.png", 64, 64),
+            ("images/sub/d.jpg", 123, 77),
+        ];
         for (i, (name, w, h)) in shots.iter().enumerate() {
             write_image(&f(name), &picture(*w, *h, i as u32)).unwrap();
         }
@@ -131,7 +135,8 @@ fn classify_matches_onnxruntime() {
     let meta = meta_of(&fx.cls);
     assert_eq!((meta.task, meta.input, meta.classify_geometry()), (Task::Classify, 32, (36, 32)));
     let folder = fx.dir.join("images");
-    let got = edge_ok(&["classify", "--model", fx.cls.to_str().unwrap(), folder.to_str().unwrap(), "--topk", "3", "--json"]);
+    let got =
+        edge_ok(&["classify", "--model", fx.cls.to_str().unwrap(), folder.to_str().unwrap(), "--topk", "3", "--json"]);
     let ort = onnxruntime(&fx.cls, &meta, &fx.images, "cls");
     // The reference lines: onnxruntime's logits through the same top-k.
     let model = EdgeModel::load(&fx.cls, Some(Task::Classify), None).unwrap();
@@ -146,14 +151,25 @@ fn classify_matches_onnxruntime() {
         want.push('\n');
     }
     let d = compare::classify_lines(&got, &want, 1e-4).unwrap();
-    eprintln!("classify: {} images, logits |tract - onnxruntime| <= {logit_diff:.2e}, probabilities <= {:.2e}", d.lines, d.max_prob);
+    eprintln!(
+        "classify: {} images, logits |tract - onnxruntime| <= {logit_diff:.2e}, probabilities <= {:.2e}",
+        d.lines, d.max_prob
+    );
     assert_eq!(d.lines, 4);
     assert!(logit_diff <= 1e-4, "{logit_diff}");
     assert!(got.contains("\"names\":[\"class-"), "{got}");
+    // The library's entry point (for end-to-end tests) prints the same lines.
+    assert_eq!(skipblock_edge::app::classify_json(&fx.cls, &[fx.dir.join("images")], 3).unwrap(), got);
 }
 
 /// The reference detections of each image from onnxruntime's outputs, as JSON lines.
-fn reference_lines(images: &[PathBuf], ort: &[serde_json::Value], meta: &ExportMeta, t: &Thresholds, graph: bool) -> String {
+fn reference_lines(
+    images: &[PathBuf],
+    ort: &[serde_json::Value],
+    meta: &ExportMeta,
+    t: &Thresholds,
+    graph: bool,
+) -> String {
     let mut want = String::new();
     for (path, o) in images.iter().zip(ort) {
         let (boxes, scores) = (floats(o, "boxes"), floats(o, "scores"));
@@ -166,7 +182,14 @@ fn reference_lines(images: &[PathBuf], ort: &[serde_json::Value], meta: &ExportM
         };
         let img = read_image(path).unwrap();
         let px = to_pixels(&dets, img.width, img.height, &meta.classes);
-        let r = Record { source: path.display().to_string(), frame: None, width: img.width, height: img.height, detections: &px, ms: 0.0 };
+        let r = Record {
+            source: path.display().to_string(),
+            frame: None,
+            width: img.width,
+            height: img.height,
+            detections: &px,
+            ms: 0.0,
+        };
         want += &serde_json::to_string(&r).unwrap();
         want.push('\n');
     }
@@ -184,9 +207,15 @@ fn detect_matches_onnxruntime_with_and_without_nms_in_the_graph() {
     let baked = Thresholds { conf: nms.score_threshold, iou: nms.iou_threshold, max_det: nms.max_det };
     let ort = onnxruntime(&fx.det_nms, &meta, &fx.images, "det");
     let got = edge_ok(&["detect", "--model", fx.det_nms.to_str().unwrap(), folder, "--json"]);
-    let d = compare::detect_lines(&got, &reference_lines(&fx.images, &ort, &meta, &baked, true), 1e-4 * 123.0, 1e-4).unwrap();
-    eprintln!("detect (graph NMS): {} detections, boxes <= {:.2e} px, scores <= {:.2e}", d.detections, d.max_bbox_px, d.max_prob);
+    let d = compare::detect_lines(&got, &reference_lines(&fx.images, &ort, &meta, &baked, true), 1e-4 * 123.0, 1e-4)
+        .unwrap();
+    eprintln!(
+        "detect (graph NMS): {} detections, boxes <= {:.2e} px, scores <= {:.2e}",
+        d.detections, d.max_bbox_px, d.max_prob
+    );
     assert!(d.detections >= 8, "too few detections to compare: {}", d.detections);
+    let lib = skipblock_edge::app::detect_json(&fx.det_nms, &[fx.dir.join("images")], None, None, None).unwrap();
+    assert_eq!(compare::detect_lines(&lib, &got, 0.0, 0.0).unwrap().detections, d.detections);
     // A stricter --conf is applied after the graph's NMS.
     let strict = Thresholds { conf: 0.5, ..baked };
     let got = edge_ok(&["detect", "--model", fx.det_nms.to_str().unwrap(), folder, "--json", "--conf", "0.5"]);
@@ -201,7 +230,10 @@ fn detect_matches_onnxruntime_with_and_without_nms_in_the_graph() {
     let got = edge_ok(&["detect", "--model", fx.det.to_str().unwrap(), folder, "--json", "--iou", "0.3"]);
     let t = Thresholds { conf: 0.25, iou: 0.3, max_det: 100 };
     let d = compare::detect_lines(&got, &reference_lines(&fx.images, &ort, &plain, &t, false), 1e-2, 1e-4).unwrap();
-    eprintln!("detect (Rust NMS): {} detections, boxes <= {:.2e} px, scores <= {:.2e}", d.detections, d.max_bbox_px, d.max_prob);
+    eprintln!(
+        "detect (Rust NMS): {} detections, boxes <= {:.2e} px, scores <= {:.2e}",
+        d.detections, d.max_bbox_px, d.max_prob
+    );
     // A looser --conf than the file's NMS: suppressed in Rust, with a note on stderr.
     let out = edge(&["detect", "--model", fx.det_nms.to_str().unwrap(), folder, "--conf", "0.2"]);
     assert!(out.status.success());
@@ -255,7 +287,10 @@ fn info_and_bench_print_the_contract_s_json() {
     let fx = fixtures();
     let info = edge_ok(&["info", "--model", fx.det_nms.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_str(info.trim()).unwrap();
-    assert_eq!((v["task"].as_str(), v["input"].as_u64(), v["nms"]["max_det"].as_u64()), (Some("detect"), Some(64), Some(100)));
+    assert_eq!(
+        (v["task"].as_str(), v["input"].as_u64(), v["nms"]["max_det"].as_u64()),
+        (Some("detect"), Some(64), Some(100))
+    );
     assert_eq!(v["classes"], serde_json::json!(["obj-1", "obj-2", "obj-3"]));
     let text = edge_ok(&["info", "--model", fx.det_nms.to_str().unwrap()]);
     assert!(text.contains("outputs:  boxes, scores, selected"), "{text}");
@@ -267,7 +302,8 @@ fn info_and_bench_print_the_contract_s_json() {
     assert_eq!(v["runs"], 3);
     assert!(v["median_ms"].as_f64().unwrap() > 0.0 && v["p90_ms"].as_f64() >= v["median_ms"].as_f64());
     // Another input side (the classifier pools globally).
-    let bench = edge_ok(&["bench", "--model", fx.cls.to_str().unwrap(), "--runs", "1", "--warmup", "0", "--input", "48"]);
+    let bench =
+        edge_ok(&["bench", "--model", fx.cls.to_str().unwrap(), "--runs", "1", "--warmup", "0", "--input", "48"]);
     assert!(bench.contains("\"runs\":1"));
 }
 

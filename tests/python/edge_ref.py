@@ -6,6 +6,8 @@
       a tiny SSD-like detector: decoded corner boxes [N, P, 4] in [0, 1] (priors in the graph) and
       softmax scores [N, P, C]; --nms appends NonMaxSuppression (scalar constants, as exporters write
       them) over scores[:, :, 1:] transposed, output `selected` [M, 3]
+  export-skipblocknet-m OUT [--input 224]   SkipblockNet-M (tests/python/skipblock_ref.py, seeded
+      random weights, 1000 classes) with the contract's metadata: the latency benchmark's file
   run MODEL INPUT.f32…   onnxruntime on raw little-endian float32 [3, S, S] inputs, batch 1 each:
       one JSON line per input, {output name: {"shape": […], "data": […]}}
   bench MODEL [--runs 50] [--warmup 5] [--input S]   onnxruntime batch-1 latency (1 thread, as tract),
@@ -132,6 +134,27 @@ def export_detector(a):
     save(proto, a.out, meta("detect", "ssdlite-skipblocknet-xs", a.input, None, None, names, nms))
 
 
+def export_skipblocknet_m(a):
+    import os
+    import torch
+    from torch import nn
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import skipblock_ref
+    torch.manual_seed(0)
+
+    class Logits(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = skipblock_ref.skipblocknet_m(1000)
+
+        def forward(self, x):
+            return self.net(x)[0]
+
+    proto = export(Logits(), a.input, a.out, ["logits"])
+    resize = round(a.input * 256 / 224)
+    save(proto, a.out, meta("classify", "skipblocknet-m", a.input, resize, a.input, [], None))
+
+
 def session(path):
     import onnxruntime as ort
     opts = ort.SessionOptions()
@@ -188,6 +211,9 @@ def main():
     d.add_argument("--conf", type=float, default=0.3)
     d.add_argument("--iou", type=float, default=0.45)
     d.add_argument("--max-det", type=int, default=100)
+    m = sub.add_parser("export-skipblocknet-m")
+    m.add_argument("out")
+    m.add_argument("--input", type=int, default=224)
     r = sub.add_parser("run")
     r.add_argument("model")
     r.add_argument("inputs", nargs="+")
@@ -197,7 +223,8 @@ def main():
     b.add_argument("--warmup", type=int, default=5)
     b.add_argument("--input", type=int, default=None)
     a = p.parse_args()
-    {"export-classifier": export_classifier, "export-detector": export_detector, "run": run, "bench": bench}[a.cmd](a)
+    {"export-classifier": export_classifier, "export-detector": export_detector,
+     "export-skipblocknet-m": export_skipblocknet_m, "run": run, "bench": bench}[a.cmd](a)
 
 
 if __name__ == "__main__":
