@@ -10,7 +10,7 @@
 
 pub use skipblock_pixels::image_io::*;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::{Kind, Tensor};
 
@@ -51,6 +51,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
 
 #[cfg(feature = "opencv")]
 fn decode_backend(bytes: &[u8]) -> Result<RgbImage> {
+    use anyhow::anyhow;
     use opencv::{core, imgcodecs, imgproc, prelude::*};
     let buf = core::Vector::<u8>::from_slice(bytes);
     // IMREAD_COLOR applies the EXIF orientation (IMREAD_IGNORE_ORIENTATION is not set), as the other build.
