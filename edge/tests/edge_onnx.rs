@@ -162,6 +162,38 @@ fn classify_matches_onnxruntime() {
     assert_eq!(skipblock_edge::app::classify_json(&fx.cls, &[fx.dir.join("images")], 3).unwrap(), got);
 }
 
+/// SkipblockNet-M at 224 px (the paper's network, seeded random weights): the same top-5 as onnxruntime.
+#[test]
+fn skipblocknet_m_matches_onnxruntime() {
+    let fx = fixtures();
+    let m = fx.dir.join("skipblocknet-m.onnx");
+    edge_ref(&["export-skipblocknet-m", m.to_str().unwrap()]);
+    let meta = meta_of(&m);
+    assert_eq!((meta.input, meta.classify_geometry()), (224, (256, 224)));
+    let images = &fx.images[..2];
+    let sources: Vec<&str> = images.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut args = vec!["classify", "--model", m.to_str().unwrap(), "--json"];
+    args.extend(&sources);
+    let got = edge_ok(&args);
+    let ort = onnxruntime(&m, &meta, images, "m");
+    let model = EdgeModel::load(&m, Some(Task::Classify), None).unwrap();
+    let (mut want, mut logit_diff) = (String::new(), 0f32);
+    for (path, o) in images.iter().zip(&ort) {
+        let tract = model.run(input_tensor(&meta, &read_image(path).unwrap())).unwrap();
+        logit_diff = logit_diff.max(max_diff(tract[0].as_slice::<f32>().unwrap(), &floats(o, "logits")));
+        let top = top_k(&floats(o, "logits"), 5, &meta.classes);
+        assert!(top.probabilities[0] > 0.005, "flat logits (uniform is 0.001): {top:?}");
+        want += &serde_json::to_string(&Prediction { image: path, top: &top }).unwrap();
+        want.push('\n');
+    }
+    let d = compare::classify_lines(&got, &want, 1e-4).unwrap();
+    eprintln!(
+        "skipblocknet-m: logits |tract - onnxruntime| <= {logit_diff:.2e}, top-5 probabilities <= {:.2e}",
+        d.max_prob
+    );
+    assert!(logit_diff <= 1e-2, "{logit_diff}");
+}
+
 /// The reference detections of each image from onnxruntime's outputs, as JSON lines.
 fn reference_lines(
     images: &[PathBuf],

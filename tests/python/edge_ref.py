@@ -146,6 +146,16 @@ def export_skipblocknet_m(a):
         def __init__(self):
             super().__init__()
             self.net = skipblock_ref.skipblocknet_m(1000)
+            # Activations of a useful size: batch-norm statistics measured on one random batch (a fresh
+            # network's vanish), and a head that spreads the logits.
+            for m in self.net.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.momentum = None
+            with torch.no_grad():
+                self.net.train()(torch.randn(4, 3, 224, 224))
+                for m in self.net.classifier:
+                    if isinstance(m, nn.Linear):
+                        m.weight.normal_(0, 0.1)
 
         def forward(self, x):
             return self.net(x)[0]
