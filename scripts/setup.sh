@@ -7,7 +7,8 @@
 #      tensorboard==2.21.0 (to view runs/<name>/tb/; the tests read the event files with it) and
 #      torchvision==0.26.0 (the model-zoo parity tests), onnx==1.23.2 and onnxruntime==1.32.0 (the
 #      export tests: onnx.checker, onnxruntime as the reference of skipblock export and skipblock-edge).
-#   3. cargo build --release with LIBTORCH_USE_PYTORCH=1 against that torch.
+#   3. cargo build --release with LIBTORCH_USE_PYTORCH=1 against that torch (the workspace: skipblock and
+#      the libtorch-free skipblock-edge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -99,7 +100,7 @@ fi
 
 # 3. Build.
 export PATH="$ROOT/.venv/bin:$PATH" VIRTUAL_ENV="$ROOT/.venv" LIBTORCH_USE_PYTORCH=1
-say "cargo build --release ${CARGO_FEATURES[*]:-} (first build: about 5 minutes)"
+say "cargo build --release ${CARGO_FEATURES[*]:-} (first build: about 5 minutes, a few more for skipblock-edge's tract)"
 cargo build --release --workspace ${CARGO_FEATURES[@]+"${CARGO_FEATURES[@]}"} \
   || die "cargo build failed (see above)"
 say "ready: target/release/skipblock"
