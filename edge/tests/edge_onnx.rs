@@ -160,6 +160,11 @@ fn classify_matches_onnxruntime() {
     assert!(got.contains("\"names\":[\"class-"), "{got}");
     // The library's entry point (for end-to-end tests) prints the same lines.
     assert_eq!(skipblock_edge::app::classify_json(&fx.cls, &[fx.dir.join("images")], 3).unwrap(), got);
+    // The same network with a symbolic batch (`--batch dynamic`) runs at batch 1 with the same answers.
+    let dynamic = fx.dir.join("cls-dynamic.onnx");
+    edge_ref(&["export-classifier", dynamic.to_str().unwrap(), "--names", "--dynamic"]);
+    assert_eq!(meta_of(&dynamic).batch, skipblock_edge::meta::Batch::Dynamic);
+    assert_eq!(skipblock_edge::app::classify_json(&dynamic, &[fx.dir.join("images")], 3).unwrap(), got);
 }
 
 /// SkipblockNet-M at 224 px (the paper's network, seeded random weights): the same top-5 as onnxruntime.

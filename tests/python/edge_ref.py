@@ -1,6 +1,6 @@
 """Fixtures and the onnxruntime reference of skipblock-edge's tests (edge/tests/).
 
-  export-classifier OUT [--input 32] [--resize 36] [--classes 5] [--names] [--no-meta] [--width 8]
+  export-classifier OUT [--input 32] [--resize 36] [--classes 5] [--names] [--no-meta] [--width 8] [--dynamic]
       a tiny conv classifier (logits [N, K]) exported by torch.onnx with the contract's metadata
   export-detector OUT [--input 64] [--classes 4] [--nms] [--conf 0.3 --iou 0.45 --max-det 100]
       a tiny SSD-like detector: decoded corner boxes [N, P, 4] in [0, 1] (priors in the graph) and
@@ -23,11 +23,11 @@ import time
 import numpy as np
 
 
-def meta(task, arch, s, resize, crop, classes, nms):
+def meta(task, arch, s, resize, crop, classes, nms, batch="1"):
     return json.dumps({
         "format_version": 1, "task": task, "arch": arch, "input": s, "resize": resize, "crop": crop,
         "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "classes": classes, "nms": nms,
-        "batch": "1", "opset": 17,
+        "batch": batch, "opset": 17,
     })
 
 
@@ -39,13 +39,14 @@ def save(model_proto, out, meta_json):
     onnx.save(model_proto, out)
 
 
-def export(module, s, out, output_names):
+def export(module, s, out, output_names, dynamic=False):
     import io
     import onnx
     import torch
     buf = io.BytesIO()
+    axes = {n: {0: "batch"} for n in ["images"] + output_names} if dynamic else None
     torch.onnx.export(module.eval(), (torch.zeros(1, 3, s, s),), buf, input_names=["images"],
-                      output_names=output_names, opset_version=17, dynamo=False)
+                      output_names=output_names, opset_version=17, dynamo=False, dynamic_axes=axes)
     return onnx.load_from_string(buf.getvalue())
 
 
@@ -65,9 +66,10 @@ def export_classifier(a):
                 m.running_var.uniform_(0.5, 2.0)
         net[-1].weight.mul_(4.0)
     names = [f"class-{i}" for i in range(a.classes)] if a.names else []
-    proto = export(net, a.input, a.out, ["logits"])
+    proto = export(net, a.input, a.out, ["logits"], a.dynamic)
     save(proto, a.out, None if a.no_meta else
-         meta("classify", "skipblocknet-xs", a.input, a.resize, a.input, names, None))
+         meta("classify", "skipblocknet-xs", a.input, a.resize, a.input, names, None,
+              "dynamic" if a.dynamic else "1"))
 
 
 def priors(fmap, scales):
@@ -213,6 +215,7 @@ def main():
     c.add_argument("--width", type=int, default=8)
     c.add_argument("--names", action="store_true")
     c.add_argument("--no-meta", action="store_true")
+    c.add_argument("--dynamic", action="store_true", help="a symbolic batch dimension")
     d = sub.add_parser("export-detector")
     d.add_argument("out")
     d.add_argument("--input", type=int, default=64)
