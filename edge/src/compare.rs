@@ -3,8 +3,10 @@
 //! order); detections of one image are matched by class and nearest box, so two detections whose scores
 //! tie within the tolerance may come in either order.
 
+use crate::meta::Task;
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 
 /// The largest differences found.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -101,6 +103,30 @@ pub fn detect_lines(a: &str, b: &str, tol_px: f64, tol_score: f64) -> Result<Dif
     ensure!(diff.max_bbox_px <= tol_px, "boxes differ by {:.3e} px (tolerance {tol_px:.0e})", diff.max_bbox_px);
     ensure!(diff.max_prob <= tol_score, "scores differ by {:.3e} (tolerance {tol_score:.0e})", diff.max_prob);
     Ok(diff)
+}
+
+/// The end-to-end check of an exported file: runs `model` (a classifier or a detector, from its metadata)
+/// on `sources` in-process and compares its `--json` lines with `predict_json`, the output of
+/// `skipblock classify predict --json --topk TOPK` or `skipblock detect predict --json` on the same
+/// sources (given the same way: the `image`/`source` fields are the paths as expanded). Detectors run with
+/// the file's baked thresholds (or `detect predict`'s defaults when it has no NMS): export with the
+/// `--conf/--iou/--max-det` given to `detect predict`. Probabilities and scores within `tol`, boxes
+/// within `tol_px` pixels.
+pub fn edge_against_predict(
+    model: &Path,
+    sources: &[PathBuf],
+    predict_json: &str,
+    topk: usize,
+    tol: f64,
+    tol_px: f64,
+) -> Result<Diff> {
+    let (_, meta) = crate::model::read_proto(model)?;
+    match meta.task {
+        Task::Classify => classify_lines(&crate::app::classify_json(model, sources, topk)?, predict_json, tol),
+        Task::Detect => {
+            detect_lines(&crate::app::detect_json(model, sources, None, None, None)?, predict_json, tol_px, tol)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -160,6 +160,8 @@ fn classify_matches_onnxruntime() {
     assert!(got.contains("\"names\":[\"class-"), "{got}");
     // The library's entry point (for end-to-end tests) prints the same lines.
     assert_eq!(skipblock_edge::app::classify_json(&fx.cls, &[fx.dir.join("images")], 3).unwrap(), got);
+    let images = [fx.dir.join("images")];
+    assert_eq!(compare::edge_against_predict(&fx.cls, &images, &want, 3, 1e-4, 0.0).unwrap().lines, 4);
     // The same network with a symbolic batch (`--batch dynamic`) runs at batch 1 with the same answers.
     let dynamic = fx.dir.join("cls-dynamic.onnx");
     edge_ref(&["export-classifier", dynamic.to_str().unwrap(), "--names", "--dynamic"]);
@@ -253,6 +255,9 @@ fn detect_matches_onnxruntime_with_and_without_nms_in_the_graph() {
     assert!(d.detections >= 8, "too few detections to compare: {}", d.detections);
     let lib = skipblock_edge::app::detect_json(&fx.det_nms, &[fx.dir.join("images")], None, None, None).unwrap();
     assert_eq!(compare::detect_lines(&lib, &got, 0.0, 0.0).unwrap().detections, d.detections);
+    let want = reference_lines(&fx.images, &ort, &meta, &baked, true);
+    let e2e = compare::edge_against_predict(&fx.det_nms, &[fx.dir.join("images")], &want, 5, 1e-4, 1e-2).unwrap();
+    assert_eq!(e2e.detections, d.detections);
     // A stricter --conf is applied after the graph's NMS.
     let strict = Thresholds { conf: 0.5, ..baked };
     let got = edge_ok(&["detect", "--model", fx.det_nms.to_str().unwrap(), folder, "--json", "--conf", "0.5"]);
