@@ -4,7 +4,6 @@
 
 use crate::recipe::eval_geometry;
 use anyhow::{bail, Context, Result};
-use serde::Serialize;
 use skipblock_core::checkpoint::{self, CheckpointMeta};
 use skipblock_core::model::{build_classifier, Arch, BlockOptions, ClassifierNet, NetOptions};
 use skipblock_core::{tensors, Task};
@@ -13,14 +12,7 @@ use skipblock_data::RgbImage;
 use std::path::Path;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-/// The `k` most likely classes of one image, most likely first.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TopK {
-    pub classes: Vec<i64>,
-    /// Class names where the checkpoint knows them.
-    pub names: Vec<Option<String>>,
-    pub probabilities: Vec<f64>,
-}
+pub use skipblock_pixels::predictions::TopK;
 
 pub struct Classifier {
     pub vs: VarStore,

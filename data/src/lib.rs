@@ -32,3 +32,5 @@ pub mod voc;
 
 pub use image_io::{read_image, write_image, RgbImage};
 pub use skipblock_core::loader;
+/// What the predictors answer (top-k classes, detections, their `--json` lines), from `skipblock-pixels`.
+pub use skipblock_pixels::predictions;

@@ -2,10 +2,9 @@
 //! loaded, batch norms folded; images in, boxes in pixel coordinates out.
 
 use crate::config::SsdConfig;
-use crate::postprocess::{Detection, PostprocessConfig};
+use crate::postprocess::PostprocessConfig;
 use crate::ssd::Ssd;
 use anyhow::{Context, Result};
-use serde::Serialize;
 use skipblock_core::checkpoint::{self, CheckpointMeta};
 use skipblock_core::Task;
 use skipblock_data::annotate::{draw_box, draw_box_label, Style};
@@ -15,16 +14,7 @@ use skipblock_data::RgbImage;
 use std::path::Path;
 use tch::{nn::VarStore, Device};
 
-/// One object found in an image, in its pixel coordinates.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct PixelDetection {
-    /// `[xmin, ymin, xmax, ymax]`, 0-based continuous pixels.
-    pub bbox: [f32; 4],
-    /// 0-based index into the class names.
-    pub class: usize,
-    pub name: String,
-    pub score: f32,
-}
+pub use skipblock_pixels::predictions::{to_pixels, PixelDetection};
 
 pub struct Detector {
     pub vs: VarStore,
@@ -72,30 +62,13 @@ impl Detector {
     ) -> Result<Vec<Vec<PixelDetection>>> {
         let xs = network_input(inputs, self.device)?;
         let dets = self.ssd.detect(&xs, post)?;
-        Ok(dets.into_iter().zip(sizes).map(|(d, &(w, h))| to_pixels(d, w, h, &self.meta.class_names)).collect())
+        Ok(dets.into_iter().zip(sizes).map(|(d, &(w, h))| to_pixels(&d, w, h, &self.meta.class_names)).collect())
     }
 
     /// Detections of one image.
     pub fn detect(&self, img: &RgbImage, post: &PostprocessConfig) -> Result<Vec<PixelDetection>> {
         Ok(self.detect_batch(&[self.preprocess(img)], &[(img.width, img.height)], post)?.remove(0))
     }
-}
-
-/// Post-processed detections (normalised boxes, 1-based labels) in the pixels of a `width`×`height`
-/// image, with 0-based classes named from `class_names` (`classN` when a name is missing).
-pub fn to_pixels(dets: Vec<Detection>, width: u32, height: u32, class_names: &[String]) -> Vec<PixelDetection> {
-    let (w, h) = (width as f32, height as f32);
-    dets.into_iter()
-        .map(|det| {
-            let class = det.label.saturating_sub(1);
-            PixelDetection {
-                bbox: det.bbox.scale(w, h).clip(w, h).to_array(),
-                class,
-                name: class_names.get(class).cloned().unwrap_or_else(|| format!("class{class}")),
-                score: det.score,
-            }
-        })
-        .collect()
 }
 
 /// The image with each detection drawn ([`annotate`](skipblock_data::annotate)): a box in its class colour

@@ -63,7 +63,7 @@ pub fn detect_split(
         let xs = network_input(batch.iter().map(|s| &s.image), device)?;
         let dets = ssd.detect(&xs, post)?;
         for (sample, d) in batch.iter().zip(dets) {
-            out.push((sample.index, to_pixels(d, sample.width, sample.height, &data.voc().classes)));
+            out.push((sample.index, to_pixels(&d, sample.width, sample.height, &data.voc().classes)));
         }
         bar.inc(1);
     }

@@ -13,37 +13,10 @@
 
 use crate::box_coder::BoxCoder;
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
-use skipblock_core::boxes::{self, BBox};
+use skipblock_core::boxes::BBox;
 use tch::{Device, Kind, Tensor};
 
-/// The `[detect]`-time settings. Defaults: the usual SSD evaluation settings (score 0.01, NMS 0.45, 200 boxes).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PostprocessConfig {
-    /// Class probabilities at or below this are dropped.
-    pub score_threshold: f32,
-    /// Per-class NMS IoU.
-    pub nms_iou: f32,
-    /// Detections kept per image.
-    pub top_k: usize,
-    /// Best-scoring candidates per class that enter NMS.
-    pub candidates_per_class: usize,
-}
-
-impl Default for PostprocessConfig {
-    fn default() -> Self {
-        PostprocessConfig { score_threshold: 0.01, nms_iou: 0.45, top_k: 200, candidates_per_class: 200 }
-    }
-}
-
-/// One detected object: its box (normalised corners, clipped to [0, 1]), class (1-based), probability.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Detection {
-    pub bbox: BBox,
-    pub label: usize,
-    pub score: f32,
-}
+pub use skipblock_pixels::predictions::{postprocess_image, Detection, PostprocessConfig};
 
 /// Detections of each image of a batch, best first (ties: lower label first). `loc [B, P, 4]`,
 /// `conf [B, P, C]` as the detector outputs them; `priors [P, 4]` centre form. On a GPU batched on the
@@ -197,7 +170,7 @@ pub fn postprocess_per_class(
             .map(|c| BBox::new(c[0], c[1], c[2], c[3]))
             .collect();
         let sc = &scores[i * num_priors * num_classes..(i + 1) * num_priors * num_classes];
-        out.push(image_detections(&bx, sc, num_classes, cfg));
+        out.push(postprocess_image(&bx, sc, num_classes, cfg));
     }
     Ok(out)
 }
@@ -206,36 +179,10 @@ fn to_vec(t: &Tensor) -> Result<Vec<f32>> {
     Ok(Vec::<f32>::try_from(t.to_device(Device::Cpu).contiguous().view([-1]))?)
 }
 
-/// One image: `boxes` per prior, `scores` `[P × C]` row-major.
-fn image_detections(boxes: &[BBox], scores: &[f32], num_classes: usize, cfg: &PostprocessConfig) -> Vec<Detection> {
-    let mut dets = Vec::new();
-    for class in 1..num_classes {
-        let mut cand: Vec<(usize, f32)> = (0..boxes.len())
-            .map(|p| (p, scores[p * num_classes + class]))
-            .filter(|&(p, s)| s > cfg.score_threshold && boxes[p].is_valid())
-            .collect();
-        let by_score = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-        if cand.len() > cfg.candidates_per_class {
-            if cfg.candidates_per_class == 0 {
-                continue;
-            }
-            cand.select_nth_unstable_by(cfg.candidates_per_class - 1, by_score);
-            cand.truncate(cfg.candidates_per_class);
-        }
-        let cb: Vec<BBox> = cand.iter().map(|&(p, _)| boxes[p]).collect();
-        let cs: Vec<f32> = cand.iter().map(|&(_, s)| s).collect();
-        for k in boxes::nms(&cb, &cs, cfg.nms_iou) {
-            dets.push(Detection { bbox: cb[k], label: class, score: cs[k] });
-        }
-    }
-    dets.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.label.cmp(&b.label)));
-    dets.truncate(cfg.top_k);
-    dets
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skipblock_core::boxes;
 
     /// Four priors (centre form): two nearly identical, one elsewhere, one in a corner.
     fn priors() -> Tensor {

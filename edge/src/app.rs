@@ -2,14 +2,15 @@
 //! binary; a string in [`classify_json`] / [`detect_json`], for tests that compare an exported file with
 //! `skipblock … predict --json` through [`crate::compare`]).
 
-use crate::classify::{top_k, Prediction};
-use crate::detect::{from_selected, per_class_nms, to_pixels, Record, Thresholds};
+use crate::classify::top_k;
+use crate::detect::{from_selected, per_class_nms};
 use crate::meta::Task;
 use crate::model::{io_names, read_proto, EdgeModel};
 use crate::preprocess;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use skipblock_pixels::folder::expand_sources;
+use skipblock_pixels::predictions::{to_pixels, ClassPrediction, DetectionRecord, PostprocessConfig};
 use skipblock_pixels::read_image;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -92,7 +93,7 @@ pub fn classify(a: &ClassifyArgs, emit: &mut dyn FnMut(&str) -> Result<()>) -> R
         let logits = model.output(&outs, "logits")?.as_slice::<f32>()?;
         let top = top_k(logits, a.topk, &model.meta.classes);
         if a.json {
-            emit(&serde_json::to_string(&Prediction { image: path, top: &top })?)?;
+            emit(&serde_json::to_string(&ClassPrediction { image: path, top: &top })?)?;
         } else {
             let tops: Vec<String> = top
                 .classes
@@ -112,18 +113,20 @@ pub fn detect(a: &DetectArgs, emit: &mut dyn FnMut(&str) -> Result<()>) -> Resul
     let (proto, meta) = read_proto(&a.model)?;
     let has_selected = io_names(&proto).1.iter().any(|o| o == "selected");
     let baked = meta.nms.filter(|_| has_selected);
-    let t = Thresholds {
-        conf: a.conf.or(baked.map(|b| b.score_threshold)).unwrap_or(0.25),
-        iou: a.iou.or(baked.map(|b| b.iou_threshold)).unwrap_or(0.45),
-        max_det: a.max_det.or(baked.map(|b| b.max_det)).unwrap_or(100),
-    };
+    let t = PostprocessConfig::for_predict(
+        a.conf.or(baked.map(|b| b.score_threshold)).unwrap_or(0.25),
+        a.iou.or(baked.map(|b| b.iou_threshold)).unwrap_or(0.45),
+        a.max_det.or(baked.map(|b| b.max_det)).unwrap_or(100),
+    );
     // The graph's NMS gives the command's answer when its thresholds are at least as loose.
     let graph_nms = !a.rust_nms
-        && baked.is_some_and(|b| t.iou == b.iou_threshold && t.conf >= b.score_threshold && t.max_det <= b.max_det);
+        && baked.is_some_and(|b| {
+            t.nms_iou == b.iou_threshold && t.score_threshold >= b.score_threshold && t.top_k <= b.max_det
+        });
     if let Some(b) = baked.filter(|_| !graph_nms && !a.rust_nms) {
         eprintln!(
             "note: the file's NMS was exported with conf {} iou {} max-det {}; suppressing in Rust for conf {} iou {} max-det {}",
-            b.score_threshold, b.iou_threshold, b.max_det, t.conf, t.iou, t.max_det
+            b.score_threshold, b.iou_threshold, b.max_det, t.score_threshold, t.nms_iou, t.top_k
         );
     }
     let outputs: &[&str] = if graph_nms { &["boxes", "scores", "selected"] } else { &["boxes", "scores"] };
@@ -149,7 +152,8 @@ pub fn detect(a: &DetectArgs, emit: &mut dyn FnMut(&str) -> Result<()>) -> Resul
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let source = path.display().to_string();
         if a.json {
-            let record = Record { source, frame: None, width: img.width, height: img.height, detections: &dets, ms };
+            let record =
+                DetectionRecord { source, frame: None, width: img.width, height: img.height, detections: &dets, ms };
             emit(&serde_json::to_string(&record)?)?;
         } else {
             let names: Vec<String> = dets.iter().map(|d| format!("{} {:.2}", d.name, d.score)).collect();

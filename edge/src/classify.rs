@@ -1,15 +1,6 @@
 //! Top-k classes from a classifier's logits, as `skipblock classify predict` reports them.
 
-use serde::Serialize;
-
-/// The `k` most likely classes of one image, most likely first (the fields of `skipblock_classify::TopK`).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TopK {
-    pub classes: Vec<i64>,
-    /// Class names where the file knows them.
-    pub names: Vec<Option<String>>,
-    pub probabilities: Vec<f64>,
-}
+use skipblock_pixels::predictions::TopK;
 
 /// Softmax of one row of logits, in f32 (as the predictor's `softmax(-1, Float)`).
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
@@ -32,17 +23,10 @@ pub fn top_k(logits: &[f32], k: usize, classes: &[String]) -> TopK {
     }
 }
 
-/// One `--json` line: `{"image":…,"classes":[…],"names":[…],"probabilities":[…]}`.
-#[derive(Serialize)]
-pub struct Prediction<'a> {
-    pub image: &'a std::path::Path,
-    #[serde(flatten)]
-    pub top: &'a TopK,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skipblock_pixels::predictions::ClassPrediction;
 
     #[test]
     fn top_k_orders_by_probability_and_names_known_classes() {
@@ -53,7 +37,7 @@ mod tests {
         assert!((sum - 1.0).abs() < 1e-6);
         assert!((t.probabilities[0] - t.probabilities[1]).abs() < 1e-9 && t.probabilities[1] > t.probabilities[2]);
         assert_eq!(top_k(&[1.0, 2.0], 5, &[]).classes.len(), 2);
-        let json = serde_json::to_string(&Prediction { image: std::path::Path::new("x.jpg"), top: &t }).unwrap();
+        let json = serde_json::to_string(&ClassPrediction { image: std::path::Path::new("x.jpg"), top: &t }).unwrap();
         assert!(json.starts_with(r#"{"image":"x.jpg","classes":[1,3,0],"names":["b",null,"a"],"probabilities":["#));
     }
 }

@@ -2,12 +2,13 @@
 //! metadata: a tiny classifier, a tiny SSD-like detector with and without `NonMaxSuppression`), against
 //! onnxruntime run by Python on the same preprocessed inputs.
 
-use skipblock_edge::classify::{top_k, Prediction};
+use skipblock_edge::classify::top_k;
 use skipblock_edge::compare;
-use skipblock_edge::detect::{from_selected, per_class_nms, to_pixels, Record, Thresholds};
+use skipblock_edge::detect::{from_selected, per_class_nms};
 use skipblock_edge::meta::{ExportMeta, Task};
 use skipblock_edge::model::{read_proto, EdgeModel};
 use skipblock_edge::preprocess::input_tensor;
+use skipblock_pixels::predictions::{to_pixels, ClassPrediction, DetectionRecord, PostprocessConfig};
 use skipblock_pixels::transforms::{eval_preprocess, normalize_chw};
 use skipblock_pixels::{read_image, write_image, RgbImage};
 use std::path::{Path, PathBuf};
@@ -147,7 +148,7 @@ fn classify_matches_onnxruntime() {
         let tract = model.run(input_tensor(&meta, &read_image(path).unwrap())).unwrap();
         logit_diff = logit_diff.max(max_diff(tract[0].as_slice::<f32>().unwrap(), &logits));
         let top = top_k(&logits, 3, &meta.classes);
-        want += &serde_json::to_string(&Prediction { image: path, top: &top }).unwrap();
+        want += &serde_json::to_string(&ClassPrediction { image: path, top: &top }).unwrap();
         want.push('\n');
     }
     let d = compare::classify_lines(&got, &want, 1e-4).unwrap();
@@ -190,7 +191,7 @@ fn skipblocknet_m_matches_onnxruntime() {
         logit_diff = logit_diff.max(max_diff(tract[0].as_slice::<f32>().unwrap(), &floats(o, "logits")));
         let top = top_k(&floats(o, "logits"), 5, &meta.classes);
         assert!(top.probabilities[0] > 0.005, "flat logits (uniform is 0.001): {top:?}");
-        want += &serde_json::to_string(&Prediction { image: path, top: &top }).unwrap();
+        want += &serde_json::to_string(&ClassPrediction { image: path, top: &top }).unwrap();
         want.push('\n');
     }
     let d = compare::classify_lines(&got, &want, 1e-4).unwrap();
@@ -206,7 +207,7 @@ fn reference_lines(
     images: &[PathBuf],
     ort: &[serde_json::Value],
     meta: &ExportMeta,
-    t: &Thresholds,
+    t: &PostprocessConfig,
     graph: bool,
 ) -> String {
     let mut want = String::new();
@@ -221,7 +222,7 @@ fn reference_lines(
         };
         let img = read_image(path).unwrap();
         let px = to_pixels(&dets, img.width, img.height, &meta.classes);
-        let r = Record {
+        let r = DetectionRecord {
             source: path.display().to_string(),
             frame: None,
             width: img.width,
@@ -243,7 +244,7 @@ fn detect_matches_onnxruntime_with_and_without_nms_in_the_graph() {
     // The graph's NonMaxSuppression (its baked thresholds: conf 0.3, iou 0.45, max-det 100).
     let meta = meta_of(&fx.det_nms);
     let nms = meta.nms.unwrap();
-    let baked = Thresholds { conf: nms.score_threshold, iou: nms.iou_threshold, max_det: nms.max_det };
+    let baked = PostprocessConfig::for_predict(nms.score_threshold, nms.iou_threshold, nms.max_det);
     let ort = onnxruntime(&fx.det_nms, &meta, &fx.images, "det");
     let got = edge_ok(&["detect", "--model", fx.det_nms.to_str().unwrap(), folder, "--json"]);
     let d = compare::detect_lines(&got, &reference_lines(&fx.images, &ort, &meta, &baked, true), 1e-4 * 123.0, 1e-4)
@@ -259,7 +260,7 @@ fn detect_matches_onnxruntime_with_and_without_nms_in_the_graph() {
     let e2e = compare::edge_against_predict(&fx.det_nms, &[fx.dir.join("images")], &want, 5, 1e-4, 1e-2).unwrap();
     assert_eq!(e2e.detections, d.detections);
     // A stricter --conf is applied after the graph's NMS.
-    let strict = Thresholds { conf: 0.5, ..baked };
+    let strict = PostprocessConfig { score_threshold: 0.5, ..baked };
     let got = edge_ok(&["detect", "--model", fx.det_nms.to_str().unwrap(), folder, "--json", "--conf", "0.5"]);
     compare::detect_lines(&got, &reference_lines(&fx.images, &ort, &meta, &strict, true), 1e-2, 1e-4).unwrap();
     // The predictor's postprocessing in Rust, on the same file and on the file without NMS.
@@ -270,7 +271,7 @@ fn detect_matches_onnxruntime_with_and_without_nms_in_the_graph() {
     assert!(plain.nms.is_none());
     let ort = onnxruntime(&fx.det, &plain, &fx.images, "det-plain");
     let got = edge_ok(&["detect", "--model", fx.det.to_str().unwrap(), folder, "--json", "--iou", "0.3"]);
-    let t = Thresholds { conf: 0.25, iou: 0.3, max_det: 100 };
+    let t = PostprocessConfig::for_predict(0.25, 0.3, 100);
     let d = compare::detect_lines(&got, &reference_lines(&fx.images, &ort, &plain, &t, false), 1e-2, 1e-4).unwrap();
     eprintln!(
         "detect (Rust NMS): {} detections, boxes <= {:.2e} px, scores <= {:.2e}",

@@ -3,9 +3,8 @@
 use crate::cli::GlobalArgs;
 use anyhow::{bail, Result};
 use clap::Args;
-use serde::Serialize;
-use skipblock_classify::TopK;
 use skipblock_core::ui;
+use skipblock_data::predictions::ClassPrediction;
 use skipblock_data::{folder, read_image};
 use std::path::PathBuf;
 
@@ -35,13 +34,6 @@ pub struct PredictArgs {
     pub amp: skipblock_core::recipe::Amp,
 }
 
-#[derive(Serialize)]
-struct Prediction<'a> {
-    image: &'a PathBuf,
-    #[serde(flatten)]
-    top: &'a TopK,
-}
-
 pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
     if a.topk == 0 {
         bail!("--topk must be at least 1");
@@ -54,7 +46,7 @@ pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
             chunk.iter().map(|p| read_image(p).map(|img| model.preprocess(&img))).collect::<Result<Vec<_>>>()?;
         for (path, top) in chunk.iter().zip(model.predict(&inputs, a.topk)?) {
             if a.json {
-                println!("{}", serde_json::to_string(&Prediction { image: path, top: &top })?);
+                println!("{}", serde_json::to_string(&ClassPrediction { image: path, top: &top })?);
             } else {
                 let tops: Vec<String> = top
                     .classes

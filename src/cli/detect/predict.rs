@@ -5,13 +5,12 @@
 use crate::cli::GlobalArgs;
 use anyhow::{bail, Result};
 use clap::Args;
-use serde::Serialize;
 use skipblock_core::ui;
 use skipblock_data::annotate::{text_box, Style};
+use skipblock_data::predictions::{DetectionRecord, PostprocessConfig};
 use skipblock_data::video::{is_video, VideoReader, VideoWriter, Window};
 use skipblock_data::{folder, read_image, write_image, RgbImage};
 use skipblock_detect::detector::{annotate, Detector, PixelDetection};
-use skipblock_detect::postprocess::PostprocessConfig;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -54,17 +53,6 @@ pub struct PredictArgs {
     pub amp: skipblock_core::recipe::Amp,
 }
 
-#[derive(Serialize)]
-struct Record<'a> {
-    source: String,
-    /// Frame index for videos and webcams.
-    frame: Option<usize>,
-    width: u32,
-    height: u32,
-    detections: &'a [PixelDetection],
-    ms: f64,
-}
-
 struct Session {
     detector: Detector,
     post: PostprocessConfig,
@@ -88,7 +76,7 @@ impl Session {
         if self.json {
             println!(
                 "{}",
-                serde_json::to_string(&Record {
+                serde_json::to_string(&DetectionRecord {
                     source: source.to_string(),
                     frame,
                     width: img.width,
@@ -174,12 +162,7 @@ pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
     }
     let device = global.device()?;
     let detector = Detector::load(&a.weights, device)?;
-    let post = PostprocessConfig {
-        score_threshold: a.conf,
-        nms_iou: a.iou,
-        top_k: a.max_det,
-        candidates_per_class: a.max_det.max(200),
-    };
+    let post = PostprocessConfig::for_predict(a.conf, a.iou, a.max_det);
     let window = if a.show { Some(Window::open("skipblock detect")?) } else { None };
     let mut s = Session { detector, post, window, json: a.json, images: 0, seconds: 0.0 };
     let save = !a.no_save;
