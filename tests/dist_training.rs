@@ -266,3 +266,68 @@ fn a_missing_or_dead_peer_ends_the_other_rank_with_an_error() {
     assert_eq!(metrics(&runs.join("killed")).len(), epoch);
     assert!(read_safetensors(&runs.join("killed/last.safetensors")).is_ok());
 }
+
+/// `detect train` on 2 ranks spawned with the launcher's variables (rank 0 hosting the store): the mAP
+/// of the sharded evaluation (each rank detects on half of the split, the detections are gathered) is
+/// the plain `detect eval` mAP of the saved checkpoint on the whole split.
+#[test]
+fn detection_trains_on_two_ranks_and_evaluates_the_whole_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let voc = dir.path().join("voc");
+    let (ok, _, stderr) =
+        run(&["data", "synth-voc", "--out", path_str(&voc), "--train", "8", "--test", "6", "--size", "96", "--seed", "4"]);
+    assert!(ok, "{stderr}");
+    let root = voc.join("VOCdevkit/VOC2007");
+    let runs = dir.path().join("runs");
+    let train: Vec<String> = [
+        "--threads",
+        "1",
+        "detect",
+        "train",
+        "--config",
+        "configs/synthetic-voc.toml",
+        "--data",
+        path_str(&root),
+        "--labels",
+        path_str(&root.join("labels.txt")),
+        "--epochs",
+        "2",
+        "--batch",
+        "2",
+        "--set",
+        "ssd.input_size=96",
+        "--set",
+        "data.workers=1",
+        "--runs-dir",
+        path_str(&runs),
+        "--name",
+        "det",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let port = free_port();
+    let ranks: Vec<Child> = (0..2).map(|r| spawn_rank(&train, r, 2, port, "60")).collect();
+    for (r, child) in ranks.into_iter().enumerate() {
+        let (ok, stderr, _) = wait_bounded(child, Duration::from_secs(300), "detect train rank");
+        assert!(ok, "rank {r}: {stderr}");
+        if r == 1 {
+            assert!(!stderr.contains("epoch"), "rank 1 is quiet: {stderr}");
+        }
+    }
+    let records = metrics(&runs.join("det"));
+    let val_map = records.last().unwrap()["val_map"].as_f64().unwrap();
+    let out = skipblock()
+        .current_dir(repo())
+        .args(["--threads", "1", "detect", "eval", "--weights"])
+        .arg(runs.join("det/last.safetensors"))
+        .args(["--data", path_str(&root), "--split", "test", "--json", "--out"])
+        .arg(dir.path().join("eval"))
+        .output()
+        .unwrap();
+    let (ok, stdout, stderr) = decode(out);
+    assert!(ok, "{stderr}");
+    let map = serde_json::from_str::<serde_json::Value>(&stdout).unwrap()["map"].as_f64().unwrap();
+    println!("detection, 2 ranks: val_map {val_map} during training, detect eval {map}");
+    assert!((map - val_map).abs() < 1e-6, "{map} vs {val_map}");
+}

@@ -174,13 +174,18 @@ impl ProcessGroup {
     }
     /// This rank's shard of the training data.
     pub fn shard(&self) -> super::Shard {
-        super::Shard { rank: self.rank, world: self.world_size }
+        super::Shard::train(self.rank, self.world_size)
+    }
+
+    /// This rank's part of an evaluation (every sample once).
+    pub fn eval_shard(&self) -> super::Shard {
+        super::Shard::eval(self.rank, self.world_size)
     }
 
     fn call(&self, what: &str, f: impl FnOnce(*mut SbGroup) -> *mut c_char) -> Result<()> {
         let guard = self.ptr.lock().unwrap_or_else(|e| e.into_inner());
         let err = f(*guard);
-        check(err, &format!("rank {}/{}: {what} failed", self.rank, self.world_size))
+        check(err, &format!("rank {}/{}: {what} failed (a peer ended or stopped answering)", self.rank, self.world_size))
     }
 
     /// Averages `tensors` across the ranks in place, `buckets` of them at a time flattened into one buffer
