@@ -210,12 +210,7 @@ fn two_ranks_train_like_one_process_with_the_double_batch() {
     assert_eq!(meta.get("world_size").map(String::as_str), Some("2"));
 
     // --resume on another world size: one clear error line.
-    let out = skipblock()
-        .current_dir(repo())
-        .args(finetune("ddp", "4"))
-        .arg("--resume")
-        .output()
-        .unwrap();
+    let out = skipblock().current_dir(repo()).args(finetune("ddp", "4")).arg("--resume").output().unwrap();
     let (ok, _, stderr) = decode(out);
     assert!(!ok);
     let line = error_line(&stderr);
@@ -274,8 +269,20 @@ fn a_missing_or_dead_peer_ends_the_other_rank_with_an_error() {
 fn detection_trains_on_two_ranks_and_evaluates_the_whole_split() {
     let dir = tempfile::tempdir().unwrap();
     let voc = dir.path().join("voc");
-    let (ok, _, stderr) =
-        run(&["data", "synth-voc", "--out", path_str(&voc), "--train", "8", "--test", "6", "--size", "96", "--seed", "4"]);
+    let (ok, _, stderr) = run(&[
+        "data",
+        "synth-voc",
+        "--out",
+        path_str(&voc),
+        "--train",
+        "8",
+        "--test",
+        "6",
+        "--size",
+        "96",
+        "--seed",
+        "4",
+    ]);
     assert!(ok, "{stderr}");
     let root = voc.join("VOCdevkit/VOC2007");
     let runs = dir.path().join("runs");

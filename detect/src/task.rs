@@ -3,12 +3,12 @@
 //! `loss.kind = "bias"`), validation mAP after each evaluated epoch, and that evaluation's
 //! precision–recall curves and an annotated validation image for TensorBoard ([`crate::eval_images`]).
 
-use crate::eval_images::{evaluation_images, EvalSnapshot};
 use crate::detector::PixelDetection;
+use crate::eval_images::{evaluation_images, EvalSnapshot};
 use crate::evaluator::{detect_split, evaluate_split, ground_truths, to_records};
-use crate::voc_map::mean_average_precision;
 use crate::postprocess::PostprocessConfig;
 use crate::ssd::{backbone_prefix, ImageTargets, Ssd};
+use crate::voc_map::mean_average_precision;
 use crate::voc_map::Metric;
 use anyhow::Result;
 use skipblock_core::checkpoint::CheckpointMeta;
@@ -85,7 +85,8 @@ impl TrainTask for DetectTask {
             )?,
             Some(g) => {
                 let loader = LoaderConfig { shard: Some(g.eval_shard()), ..self.eval_loader.clone() };
-                let mine = detect_split(&self.ssd, self.val.clone(), self.device, &loader, &self.postprocess, limit, false);
+                let mine =
+                    detect_split(&self.ssd, self.val.clone(), self.device, &loader, &self.postprocess, limit, false);
                 let mine = g.agree(mine)?;
                 let mut all = Vec::new();
                 for bytes in g.allgather_bytes(&encode_detections(&mine))? {
@@ -94,8 +95,13 @@ impl TrainTask for DetectTask {
                 all.sort_by_key(|(i, _)| *i);
                 let voc = self.val.voc();
                 let records = to_records(voc, &all);
-                let result =
-                    mean_average_precision(&ground_truths(voc, limit), &records, &voc.classes, self.metric, self.iou_threshold)?;
+                let result = mean_average_precision(
+                    &ground_truths(voc, limit),
+                    &records,
+                    &voc.classes,
+                    self.metric,
+                    self.iou_threshold,
+                )?;
                 (result, records)
             }
         };
@@ -165,7 +171,7 @@ fn encode_detections(dets: &[(usize, Vec<PixelDetection>)]) -> Vec<u8> {
 
 /// The inverse of [`encode_detections`] (images in their order of appearance).
 fn decode_detections(bytes: &[u8], classes: &[String]) -> Result<Vec<(usize, Vec<PixelDetection>)>> {
-    if bytes.len() % 56 != 0 {
+    if !bytes.len().is_multiple_of(56) {
         anyhow::bail!("gathered detections: {} bytes is not a whole number of records", bytes.len());
     }
     let mut out: Vec<(usize, Vec<PixelDetection>)> = Vec::new();

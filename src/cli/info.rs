@@ -47,7 +47,11 @@ pub fn run(global: &GlobalArgs, args: &InfoArgs) -> Result<()> {
         opencv_version: skipblock_data::image_io::opencv_version(),
         image_backend: skipblock_data::image_io::backend(),
         features: enabled_features(),
-        dist_backends: [Backend::Gloo, Backend::Nccl].into_iter().filter(|b| b.available()).map(Backend::name).collect(),
+        dist_backends: [Backend::Gloo, Backend::Nccl]
+            .into_iter()
+            .filter(|b| b.available())
+            .map(Backend::name)
+            .collect(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);

@@ -34,7 +34,7 @@ fn main() {
 
 /// The distributed shim (`shim/dist.cpp`, see `src/dist/`): c10d's TCPStore and ProcessGroupGloo always
 /// (against the gloo stand-ins in `shim/gloo/`: the wheels ship no gloo headers), ProcessGroupNCCL when
-/// `nccl.h` and the CUDA runtime headers are found (`cfg(sb_nccl)` then tells the Rust side).
+/// `nccl.h` and the CUDA runtime headers are found (the Rust side asks the shim: `sb_dist_has_nccl`).
 fn dist_shim(include: &std::path::Path, abi: &str) {
     println!("cargo:rerun-if-changed=shim/dist.cpp");
     println!("cargo:rerun-if-changed=shim/gloo");
@@ -42,7 +42,6 @@ fn dist_shim(include: &std::path::Path, abi: &str) {
     println!("cargo:rerun-if-env-changed=SKIPBLOCK_CUDA_INCLUDE");
     println!("cargo:rerun-if-env-changed=SKIPBLOCK_NO_NCCL");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
-    println!("cargo:rustc-check-cfg=cfg(sb_nccl)");
     let mut build = cc::Build::new();
     build
         .cpp(true)
@@ -66,8 +65,6 @@ fn dist_shim(include: &std::path::Path, abi: &str) {
             build.include(dir);
         }
         build.define("SB_HAVE_NCCL", None).define("USE_C10D_NCCL", None);
-        println!("cargo:rustc-cfg=sb_nccl");
-    } else {
     }
     build.compile("skipblock_dist");
     if nccl.is_some() {

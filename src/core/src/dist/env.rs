@@ -57,8 +57,10 @@ impl DistEnv {
             Some(p) => p.trim().parse().with_context(|| format!("MASTER_PORT='{p}' is not a port number"))?,
             None => 29500,
         };
-        let restart_count =
-            get("TORCHELASTIC_RESTART_COUNT").map(|v| number("TORCHELASTIC_RESTART_COUNT", &v)).transpose()?.unwrap_or(0);
+        let restart_count = get("TORCHELASTIC_RESTART_COUNT")
+            .map(|v| number("TORCHELASTIC_RESTART_COUNT", &v))
+            .transpose()?
+            .unwrap_or(0);
         Ok(Some(DistEnv {
             rank,
             world_size,

@@ -34,8 +34,13 @@ extern "C" {
         out: *mut *mut SbGroup,
     ) -> *mut c_char;
     fn sb_dist_free(g: *mut SbGroup);
-    fn sb_dist_allreduce_buckets(g: *mut SbGroup, ts: *const T, starts: *const i64, buckets: i64, scale: f64)
-        -> *mut c_char;
+    fn sb_dist_allreduce_buckets(
+        g: *mut SbGroup,
+        ts: *const T,
+        starts: *const i64,
+        buckets: i64,
+        scale: f64,
+    ) -> *mut c_char;
     fn sb_dist_allreduce_sum(g: *mut SbGroup, t: T) -> *mut c_char;
     fn sb_dist_broadcast(g: *mut SbGroup, ts: *const T, n: i64, root: c_int) -> *mut c_char;
     fn sb_dist_allgather(g: *mut SbGroup, input: T, outputs: *const T, world: i64) -> *mut c_char;
@@ -150,14 +155,7 @@ impl ProcessGroup {
         );
         check(err, &what)?;
         let device = if backend == Backend::Nccl { device } else { Device::Cpu };
-        Ok(ProcessGroup {
-            ptr: Mutex::new(ptr),
-            rank: env.rank,
-            world_size: env.world_size,
-            backend,
-            device,
-            timeout,
-        })
+        Ok(ProcessGroup { ptr: Mutex::new(ptr), rank: env.rank, world_size: env.world_size, backend, device, timeout })
     }
 
     pub fn rank(&self) -> usize {
@@ -185,7 +183,10 @@ impl ProcessGroup {
     fn call(&self, what: &str, f: impl FnOnce(*mut SbGroup) -> *mut c_char) -> Result<()> {
         let guard = self.ptr.lock().unwrap_or_else(|e| e.into_inner());
         let err = f(*guard);
-        check(err, &format!("rank {}/{}: {what} failed (a peer ended or stopped answering)", self.rank, self.world_size))
+        check(
+            err,
+            &format!("rank {}/{}: {what} failed (a peer ended or stopped answering)", self.rank, self.world_size),
+        )
     }
 
     /// Averages `tensors` across the ranks in place, `buckets` of them at a time flattened into one buffer
@@ -226,17 +227,12 @@ impl ProcessGroup {
     /// Every rank's `bytes`, in rank order (lengths may differ).
     pub fn allgather_bytes(&self, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
         let lens = self.allgather_tensor(&Tensor::from_slice(&[bytes.len() as i64]).to_device(self.device))?;
-        let lens: Vec<usize> =
-            lens.iter().map(|t| i64::try_from(t).map(|n| n as usize)).collect::<Result<_, _>>()?;
+        let lens: Vec<usize> = lens.iter().map(|t| i64::try_from(t).map(|n| n as usize)).collect::<Result<_, _>>()?;
         let longest = lens.iter().copied().max().unwrap_or(0).max(1);
         let mut padded = bytes.to_vec();
         padded.resize(longest, 0);
         let parts = self.allgather_tensor(&Tensor::from_slice(&padded).to_device(self.device))?;
-        parts
-            .iter()
-            .zip(lens)
-            .map(|(t, n)| Ok(Vec::<u8>::try_from(t.to_device(Device::Cpu))?[..n].to_vec()))
-            .collect()
+        parts.iter().zip(lens).map(|(t, n)| Ok(Vec::<u8>::try_from(t.to_device(Device::Cpu))?[..n].to_vec())).collect()
     }
 
     /// Every rank's `t` (same shape and kind everywhere), in rank order.

@@ -71,7 +71,8 @@ mod tests {
     #[test]
     fn buckets_respect_the_cap_and_the_dtype() {
         let t = |n: i64, k: Kind| Tensor::zeros([n], (k, Device::Cpu));
-        let grads = vec![t(10, Kind::Float), t(10, Kind::Float), t(30, Kind::Float), t(5, Kind::Double), t(1, Kind::Double)];
+        let grads =
+            vec![t(10, Kind::Float), t(10, Kind::Float), t(30, Kind::Float), t(5, Kind::Double), t(1, Kind::Double)];
         // 40-byte float tensors, cap 100 bytes: [0, 1], [2] (120 bytes alone), then the doubles [3, 4].
         assert_eq!(bucket_starts(&grads, 100), vec![0, 2, 3, 5]);
         assert_eq!(bucket_starts(&grads, 1 << 20), vec![0, 3, 5]);

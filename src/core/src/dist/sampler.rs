@@ -79,7 +79,8 @@ mod tests {
         assert_eq!(Shard::train(0, 1).take(&order), order);
         assert_eq!(Shard::train(1, 3).len_of(10), 4);
         // Evaluation: each sample once, in order.
-        let parts: Vec<Vec<usize>> = (0..3).map(|rank| Shard::eval(rank, 3).take(&(0..10).collect::<Vec<_>>())).collect();
+        let parts: Vec<Vec<usize>> =
+            (0..3).map(|rank| Shard::eval(rank, 3).take(&(0..10).collect::<Vec<_>>())).collect();
         assert_eq!(parts, vec![vec![0, 3, 6, 9], vec![1, 4, 7], vec![2, 5, 8]]);
         assert_eq!((0..3).map(|r| Shard::eval(r, 3).len_of(10)).collect::<Vec<_>>(), vec![4, 3, 3]);
         assert_eq!(Shard::eval(2, 3).len_of(1), 0);

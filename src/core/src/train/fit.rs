@@ -202,10 +202,8 @@ fn save_state(
     if let Some(ema) = ema {
         named.extend(ema.state());
     }
-    let mut meta = BTreeMap::from([
-        ("epoch".to_string(), epoch.to_string()),
-        ("world_size".to_string(), world_size.to_string()),
-    ]);
+    let mut meta =
+        BTreeMap::from([("epoch".to_string(), epoch.to_string()), ("world_size".to_string(), world_size.to_string())]);
     if let Some(b) = best {
         meta.insert("best".into(), b.to_string());
     }
@@ -351,7 +349,11 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
     for epoch in start..end {
         // Rank r > 0 of a data-parallel run draws its own dropout masks; rank 0 those of a plain run.
         let rank = dist.map_or(0, ProcessGroup::rank);
-        let seed = if rank == 0 { mix(&[options.seed, epoch as u64, 7]) } else { mix(&[options.seed, epoch as u64, 7, rank as u64]) };
+        let seed = if rank == 0 {
+            mix(&[options.seed, epoch as u64, 7])
+        } else {
+            mix(&[options.seed, epoch as u64, 7, rank as u64])
+        };
         tch::manual_seed(seed as i64 & i64::MAX);
         opt.set_frozen(task.frozen_prefixes(epoch));
         task.begin_epoch(epoch);
@@ -403,7 +405,10 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         }
         if dist.is_some() && done < iters {
             // The other ranks wait in their next all-reduce: end with an error rather than a mismatch.
-            bail!("epoch {}: this rank's shard gave {done} of {iters} batches (every sample of a batch unreadable?)", epoch + 1);
+            bail!(
+                "epoch {}: this rank's shard gave {done} of {iters} batches (every sample of a batch unreadable?)",
+                epoch + 1
+            );
         }
         let mut loss_sum = loss_sum.read(epoch, iters.saturating_sub(1))?;
         bar.finish_and_clear();
