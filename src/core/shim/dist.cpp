@@ -6,7 +6,10 @@
 // * a ProcessGroupGloo (CPU) or ProcessGroupNCCL (CUDA; compiled only when build.rs found `nccl.h` and the
 //   CUDA headers: SB_HAVE_NCCL);
 // * all-reduce of flattened buckets (many gradients in one buffer, several buckets in flight at once),
-//   broadcast, all-gather and barrier, each waited for with the group's timeout.
+//   broadcast, all-gather and barrier, each waited for with the group's timeout;
+// * synchronised batch norm: an autograd function whose forward normalises with the statistics of the
+//   world's batch (all-gathered per-rank mean, variance and count) and whose backward all-reduces the
+//   two sums the input gradient needs, as PyTorch's SyncBatchNorm.
 //
 // The PyTorch wheels carry no gloo headers: `shim/gloo/` holds the few declarations ProcessGroupGloo.hpp
 // needs (see shim/gloo/README.md).
@@ -23,6 +26,7 @@
 #endif
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -34,6 +38,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -63,6 +68,117 @@ std::vector<at::Tensor> tensor_list(tensor *ts, int64_t n) {
 void wait(const c10::intrusive_ptr<c10d::Work> &work, std::chrono::milliseconds timeout) {
   if (!work->wait(timeout)) throw std::runtime_error("collective timed out");
 }
+
+// The first error of a collective inside the autograd graph (synchronised batch norm), where nothing may
+// throw: the Rust side collects it after the forward and the backward pass (`sb_dist_take_error`).
+std::mutex deferred_mutex;
+std::string deferred_error;
+
+void defer(const char *what, const std::exception &e) {
+  std::lock_guard<std::mutex> lock(deferred_mutex);
+  if (deferred_error.empty()) deferred_error = std::string(what) + ": " + e.what();
+}
+
+// Reduction dims of a batch-norm input (N, C, *): all but the channels.
+std::vector<int64_t> bn_dims(const at::Tensor &x) {
+  std::vector<int64_t> dims{0};
+  for (int64_t d = 2; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
+
+std::vector<int64_t> channel_shape(const at::Tensor &x) {
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[1] = x.size(1);
+  return shape;
+}
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// PyTorch's SyncBatchNorm maths (torch/nn/modules/_functions.py), in float32 whatever the input's dtype.
+struct SyncBatchNorm : public torch::autograd::Function<SyncBatchNorm> {
+  static at::Tensor forward(AutogradContext *ctx, const at::Tensor &input, const at::Tensor &weight,
+                            const at::Tensor &bias, at::Tensor running_mean, at::Tensor running_var, double eps,
+                            double momentum, int64_t group) {
+    auto *g = reinterpret_cast<sb_group *>(group);
+    auto x = input.to(at::kFloat);
+    auto dims = bn_dims(x);
+    const int64_t c = x.size(1);
+    const double count = static_cast<double>(x.numel() / std::max<int64_t>(c, 1));
+    // Per rank: mean, biased variance (two-pass, accurate), count; gathered and combined like
+    // batch_norm_gather_stats_with_counts.
+    auto vm = at::var_mean(x, dims, /*correction=*/0, /*keepdim=*/false);
+    auto local = at::cat({std::get<1>(vm), std::get<0>(vm), at::full({1}, count, x.options())});
+    const int64_t world = g->backend->getSize();
+    std::vector<at::Tensor> gathered;
+    for (int64_t r = 0; r < world; ++r) gathered.push_back(at::empty_like(local));
+    try {
+      std::vector<std::vector<at::Tensor>> outs{gathered};
+      std::vector<at::Tensor> in{local};
+      c10d::AllgatherOptions opts;
+      opts.timeout = g->timeout;
+      wait(g->backend->allgather(outs, in, opts), g->timeout);
+      gathered = outs[0];
+    } catch (const std::exception &e) {
+      defer("synchronised batch norm (all-gather)", e);
+      gathered.assign(static_cast<size_t>(world), local);
+    }
+    auto all = at::stack(gathered);                     // [world, 2C + 1]
+    auto means = all.narrow(1, 0, c);                   // [world, C]
+    auto vars = all.narrow(1, c, c);
+    auto counts = all.narrow(1, 2 * c, 1);              // [world, 1]
+    auto n = counts.sum();
+    auto mean = (means * counts).sum(0) / n;
+    auto var = ((vars + (means - mean).pow(2)) * counts).sum(0) / n;
+    auto invstd = (var + eps).rsqrt();
+    const double total = n.item<double>();
+    {
+      at::NoGradGuard no_grad;
+      running_mean.mul_(1.0 - momentum).add_(mean.to(running_mean.scalar_type()), momentum);
+      auto unbiased = total > 1.0 ? var * (total / (total - 1.0)) : var;
+      running_var.mul_(1.0 - momentum).add_(unbiased.to(running_var.scalar_type()), momentum);
+    }
+    auto shape = channel_shape(x);
+    auto xmu = x - mean.view(shape);
+    auto w = weight.to(at::kFloat);
+    auto out = xmu * (invstd * w).view(shape) + bias.to(at::kFloat).view(shape);
+    ctx->save_for_backward({xmu, invstd, w});
+    ctx->saved_data["total"] = total;
+    ctx->saved_data["group"] = group;
+    return out.to(input.scalar_type());
+  }
+
+  static variable_list backward(AutogradContext *ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto xmu = saved[0], invstd = saved[1], w = saved[2];
+    const double total = ctx->saved_data["total"].toDouble();
+    auto *g = reinterpret_cast<sb_group *>(ctx->saved_data["group"].toInt());
+    auto dy = grads[0].to(at::kFloat);
+    auto dims = bn_dims(dy);
+    const int64_t c = dy.size(1);
+    auto sum_dy = dy.sum(dims);
+    auto sum_dy_xmu = (dy * xmu).sum(dims);
+    // The parameters' gradients of this rank's batch: the gradient reducer averages them afterwards.
+    auto grad_weight = sum_dy_xmu * invstd;
+    auto grad_bias = sum_dy;
+    auto sums = at::cat({sum_dy, sum_dy_xmu});
+    try {
+      std::vector<at::Tensor> one{sums};
+      c10d::AllreduceOptions opts;
+      opts.timeout = g->timeout;
+      wait(g->backend->allreduce(one, opts), g->timeout);
+    } catch (const std::exception &e) {
+      defer("synchronised batch norm (all-reduce)", e);
+    }
+    auto shape = channel_shape(dy);
+    auto mean_dy = (sums.narrow(0, 0, c) / total).view(shape);
+    auto mean_dy_xmu = (sums.narrow(0, c, c) / total).view(shape);
+    auto iv = invstd.view(shape);
+    auto grad_input = (dy - mean_dy - xmu * iv * iv * mean_dy_xmu) * iv * w.view(shape);
+    return {grad_input.to(grads[0].scalar_type()), grad_weight, grad_bias, at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
 
 }  // namespace
 
@@ -207,6 +323,27 @@ char *sb_dist_allgather(sb_group *g, tensor input, tensor *outputs, int64_t worl
     wait(g->backend->allgather(outs, in, opts), g->timeout);
     for (int64_t r = 0; r < world; ++r) outputs[r]->copy_(outs[0][static_cast<size_t>(r)]);
   })
+}
+
+// Batch norm of `input` (N, C, *) in training mode with the statistics of every rank's batch; updates the
+// running statistics like torch.nn.SyncBatchNorm. The result is part of the autograd graph.
+char *sb_dist_sync_batch_norm(sb_group *g, tensor input, tensor weight, tensor bias, tensor running_mean,
+                              tensor running_var, double eps, double momentum, tensor *out) {
+  SB_DIST_PROTECT({
+    *out = nullptr;
+    auto y = SyncBatchNorm::apply(*input, *weight, *bias, *running_mean, *running_var, eps, momentum,
+                                  reinterpret_cast<int64_t>(g));
+    *out = new at::Tensor(std::move(y));
+  })
+}
+
+// The first deferred error since the last call (NULL: none), see `defer`.
+char *sb_dist_take_error() {
+  std::lock_guard<std::mutex> lock(deferred_mutex);
+  if (deferred_error.empty()) return nullptr;
+  char *out = dist_error(deferred_error.c_str());
+  deferred_error.clear();
+  return out;
 }
 
 char *sb_dist_barrier(sb_group *g) {

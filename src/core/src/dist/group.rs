@@ -45,6 +45,19 @@ extern "C" {
     fn sb_dist_broadcast(g: *mut SbGroup, ts: *const T, n: i64, root: c_int) -> *mut c_char;
     fn sb_dist_allgather(g: *mut SbGroup, input: T, outputs: *const T, world: i64) -> *mut c_char;
     fn sb_dist_barrier(g: *mut SbGroup) -> *mut c_char;
+    #[allow(clippy::too_many_arguments)]
+    fn sb_dist_sync_batch_norm(
+        g: *mut SbGroup,
+        input: T,
+        weight: T,
+        bias: T,
+        running_mean: T,
+        running_var: T,
+        eps: f64,
+        momentum: f64,
+        out: *mut *mut C_tensor,
+    ) -> *mut c_char;
+    fn sb_dist_take_error() -> *mut c_char;
 }
 
 /// The collective engine (`--dist-backend`): NCCL for CUDA tensors, Gloo for CPU tensors.
@@ -242,6 +255,43 @@ impl ProcessGroup {
         // SAFETY: live tensors, one output per rank.
         self.call("all-gather", |g| unsafe { sb_dist_allgather(g, t.as_ptr(), p.as_ptr(), p.len() as i64) })?;
         Ok(outs)
+    }
+
+    /// Batch norm in training mode with the statistics of every rank's batch (see [`super::sync_bn`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync_batch_norm(
+        &self,
+        xs: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f64,
+        momentum: f64,
+    ) -> Result<Tensor> {
+        let mut out: *mut C_tensor = std::ptr::null_mut();
+        // SAFETY: live tensors; one out-parameter, a new tensor on success.
+        self.call("synchronised batch norm", |g| unsafe {
+            sb_dist_sync_batch_norm(
+                g,
+                xs.as_ptr(),
+                weight.as_ptr(),
+                bias.as_ptr(),
+                running_mean.as_ptr(),
+                running_var.as_ptr(),
+                eps,
+                momentum,
+                &mut out,
+            )
+        })?;
+        // SAFETY: the shim allocated a new at::Tensor for us.
+        Ok(unsafe { Tensor::from_ptr(out) })
+    }
+
+    /// The first error a collective inside the autograd graph kept since the last call.
+    pub fn take_deferred_error(&self) -> Result<()> {
+        // SAFETY: a query of the shim's error slot.
+        check(unsafe { sb_dist_take_error() }, &format!("rank {}/{}", self.rank, self.world_size))
     }
 
     /// Waits for every rank.

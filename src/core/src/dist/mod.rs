@@ -6,7 +6,8 @@
 //! * [`group`]: the process group (TCPStore + PrefixStore + ProcessGroupGloo / ProcessGroupNCCL through
 //!   the C++ shim `shim/dist.cpp`) and its collectives;
 //! * [`reducer`]: bucketed averaging of the gradients after each backward pass;
-//! * [`sampler`]: each rank's shard of every epoch's order.
+//! * [`sampler`]: each rank's shard of every epoch's order;
+//! * [`sync_bn`]: synchronised batch norm (`train.sync_bn`).
 //!
 //! The process joins one group per run ([`init`]); the training loop finds it with [`group`] (PyTorch's
 //! default process group works the same way). Without launcher variables nothing here is used and a run
@@ -16,6 +17,7 @@ pub mod env;
 pub mod group;
 pub mod reducer;
 pub mod sampler;
+pub mod sync_bn;
 
 pub use env::DistEnv;
 pub use group::{Backend, ProcessGroup};

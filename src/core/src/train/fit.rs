@@ -297,6 +297,7 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         loader.shard = Some(shard);
     }
     let reducer = dist.map(GradReducer::new);
+    crate::dist::sync_bn::set_enabled(dist.is_some() && options.train.sync_bn);
     let speed = options.train.speed();
     let precision = speed.prepare(vs)?;
     let mut scaler = precision.loss_scaler();
@@ -512,7 +513,14 @@ fn backward_and_step(
     clip: f64,
     reducer: Option<&GradReducer>,
 ) -> Result<bool> {
-    let reduce = |opt: &Optimizer| reducer.map_or(Ok(()), |r| r.reduce(&opt.grads()));
+    let reduce = |opt: &Optimizer| match reducer {
+        Some(r) => {
+            // A collective of a synchronised batch norm that failed in the forward or backward pass.
+            crate::dist::sync_bn::take_error()?;
+            r.reduce(&opt.grads())
+        }
+        None => Ok(()),
+    };
     match scaler {
         Some(s) => {
             s.scaled(loss).backward();
