@@ -63,6 +63,9 @@ mod tests {
     use std::time::Duration;
     use tch::{Device, Kind};
 
+    /// One rank's (output, input gradient, weight gradient, bias gradient, running mean, running variance).
+    type RankResult = (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor);
+
     /// Two ranks (threads of this process, each with its own Gloo group) normalise halves of a batch with
     /// synchronised statistics: the outputs, the input gradients and the running statistics are those of
     /// one batch norm over the whole batch.
@@ -78,7 +81,7 @@ mod tests {
         let (rm, rv) = (Tensor::zeros([3], (Kind::Float, Device::Cpu)), Tensor::ones([3], (Kind::Float, Device::Cpu)));
         let yr = xr.batch_norm(Some(&wr), Some(&br), Some(&rm), Some(&rv), true, 0.1, 1e-5, false);
         (&yr * &dy).sum(Kind::Float).backward();
-        let results: Vec<(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)> = std::thread::scope(|s| {
+        let results: Vec<RankResult> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..2)
                 .map(|rank| {
                     let (x, dy, w, b) = (x.narrow(0, 3 * rank, 3), dy.narrow(0, 3 * rank, 3), w.copy(), b.copy());
@@ -114,7 +117,7 @@ mod tests {
             let d = f64::try_from((a - b).abs().max()).unwrap();
             assert!(d < 1e-5, "{what}: max difference {d}");
         };
-        let cat = |f: fn(&(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)) -> &Tensor| {
+        let cat = |f: fn(&RankResult) -> &Tensor| {
             Tensor::cat(&results.iter().map(|r| f(r).shallow_clone()).collect::<Vec<_>>(), 0)
         };
         close(&cat(|r| &r.0), &yr, "outputs");
