@@ -383,3 +383,36 @@ fn synchronised_batch_norm_trains_like_one_process_with_the_double_batch() {
     assert!(diffs[0] < 1e-5, "synchronised: {}", diffs[0]);
     assert!(diffs[1] > 1e-3, "per-rank statistics differ from the double batch's: {}", diffs[1]);
 }
+
+/// A 2-rank run stopped after epoch 1 and resumed on 2 ranks ends exactly as the uninterrupted one.
+#[test]
+fn a_two_rank_run_resumes_to_the_same_weights_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data);
+    let runs = dir.path().join("runs");
+    let two_ranks = |name: &str, extra: &[&str]| {
+        let mut all = vec!["--epochs", "3", "--batch", "4"];
+        all.extend_from_slice(extra);
+        let a = args("train", &data, &runs, name, &all);
+        let port = free_port();
+        let ranks: Vec<Child> = (0..2).map(|r| spawn_rank(&a, r, 2, port, "60")).collect();
+        for child in ranks {
+            let (ok, stderr, _) = wait_bounded(child, Duration::from_secs(300), "rank");
+            assert!(ok, "{stderr}");
+        }
+    };
+    two_ranks("straight", &[]);
+    two_ranks("split", &["--stop-after", "1"]);
+    assert_eq!(metrics(&runs.join("split")).len(), 1);
+    two_ranks("split", &["--resume"]);
+    let (a, b) = (metrics(&runs.join("straight")), metrics(&runs.join("split")));
+    assert_eq!(a.len(), 3);
+    for (x, y) in a.iter().zip(&b) {
+        for k in ["train_loss", "val_loss", "val_top1"] {
+            assert_eq!(x[k], y[k], "epoch {}: {k}", x["epoch"]);
+        }
+    }
+    let diff = max_abs_diff(&runs.join("straight/last.safetensors"), &runs.join("split/last.safetensors"));
+    assert_eq!(diff, 0.0);
+}
