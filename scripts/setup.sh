@@ -87,6 +87,16 @@ if ! .venv/bin/python -c 'import torchvision' >/dev/null 2>&1; then
 else
   say "torchvision present in .venv"
 fi
+# The CUDA C runtime and CCCL headers the NCCL process group needs to compile (data-parallel training on
+# GPUs, src/core/build.rs): the CUDA wheels of torch ship nccl.h and cuda_runtime_api.h but not
+# crt/host_config.h and nv/target. Headers only, the CUDA version of torch's own runtime package; without
+# them the build has Gloo only (CPU collectives).
+cuda_rt=$(.venv/bin/python -m pip show nvidia-cuda-runtime 2>/dev/null | sed -n 's/^Version: \([0-9]*\.[0-9]*\).*/\1/p')
+if [ -n "$cuda_rt" ] && ! .venv/bin/python -m pip show nvidia-cuda-crt >/dev/null 2>&1; then
+  say "installing the CUDA $cuda_rt C runtime and CCCL headers into .venv (NCCL process groups)"
+  .venv/bin/python -m pip install -q "nvidia-cuda-crt==$cuda_rt.*" "nvidia-cuda-cccl==$cuda_rt.*" \
+    || say "warning: no CUDA headers for NCCL: distributed training will use Gloo only"
+fi
 
 # onnx and onnxruntime: the export tests check files with onnx.checker and run them with onnxruntime (the
 # reference of `skipblock export` and of skipblock-edge, tests/python/edge_ref.py).

@@ -44,6 +44,7 @@ pub fn loader_config(recipe: &ClassifyRecipe, seed: u64, shuffle: bool) -> Loade
         workers: recipe.data.workers,
         prefetch: recipe.data.prefetch.max(1),
         strict: recipe.data.strict,
+        shard: None,
     }
 }
 

@@ -43,9 +43,28 @@ impl TrainTask for ClassifyTask {
         Ok((loss.loss, n))
     }
 
+    /// Data-parallel: each rank evaluates its part of the split ([`skipblock_core::dist::Shard::eval`])
+    /// and the counts are summed, so every rank gets the metrics of the whole split.
     fn evaluate(&mut self, _epoch: usize) -> Result<Validation> {
-        let r = evaluate(self.net.as_ref(), self.val.clone(), self.device, &self.eval_loader, false)?;
-        Ok(Validation { val_loss: Some(r.loss), val_top1: Some(r.top1), val_top5: Some(r.top5), val_map: None })
+        let group = skipblock_core::dist::group();
+        let loader = LoaderConfig { shard: group.map(|g| g.eval_shard()), ..self.eval_loader.clone() };
+        let r = evaluate(self.net.as_ref(), self.val.clone(), self.device, &loader, false);
+        let (top1, top5, loss) = match group {
+            None => {
+                let r = r?;
+                (r.top1, r.top5, r.loss)
+            }
+            Some(g) => {
+                let r = g.agree(r)?;
+                let n = r.samples as f64;
+                let correct: usize = r.per_class.iter().map(|c| c.correct).sum();
+                let loss_sum = if r.samples == 0 { 0.0 } else { r.loss * n };
+                let s = g.sum_f64(&[correct as f64, (r.top5 * n).round(), loss_sum, n])?;
+                let frac = |x: f64| if s[3] > 0.0 { x / s[3] } else { 0.0 };
+                (frac(s[0]), frac(s[1]), if s[3] > 0.0 { s[2] / s[3] } else { f64::NAN })
+            }
+        };
+        Ok(Validation { val_loss: Some(loss), val_top1: Some(top1), val_top5: Some(top5), val_map: None })
     }
 
     fn checkpoint_meta(&self) -> CheckpointMeta {

@@ -54,8 +54,11 @@ pub fn detect_split(
 ) -> Result<Vec<(usize, Vec<PixelDetection>)>> {
     let config = LoaderConfig { shuffle: false, drop_last: false, strict: true, ..loader.clone() };
     let n = data.voc().records.len().min(limit);
+    // With an evaluation shard (data-parallel training) the loader yields indices rank, rank + world, …:
+    // this rank's images among the first n are the first `mine` of them.
+    let mine = config.shard.map_or(n, |s| s.len_of(n));
     let batches = load_epoch(data.clone(), 0, &config)?;
-    let total = batches.num_batches().min(n.div_ceil(config.batch_size.max(1)));
+    let total = batches.num_batches().min(mine.div_ceil(config.batch_size.max(1)));
     let bar = if progress { ui::progress_bar(total as u64, "detect") } else { indicatif::ProgressBar::hidden() };
     let mut out = Vec::with_capacity(n);
     for batch in batches.take(total) {
@@ -68,7 +71,7 @@ pub fn detect_split(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    out.truncate(n);
+    out.truncate(mine);
     Ok(out)
 }
 

@@ -140,6 +140,7 @@ pub fn train(recipe: &DetectRecipe, sources: &DetSources, opts: &RunSettings) ->
         workers: d.workers,
         prefetch: d.prefetch.max(1),
         strict: d.strict,
+        shard: None,
     };
     let eval_loader = LoaderConfig { shuffle: false, drop_last: false, ..loader.clone() };
     let augment = voc::augment::SsdAugment {

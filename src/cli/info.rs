@@ -5,6 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use skipblock_core::device::{self, RuntimeInfo};
+use skipblock_core::dist::Backend;
 
 #[derive(Args, Debug)]
 pub struct InfoArgs {
@@ -23,6 +24,8 @@ struct Info {
     opencv_version: Option<String>,
     image_backend: &'static str,
     features: Vec<&'static str>,
+    /// The collective backends this build can use for data-parallel training (`--dist-backend`).
+    dist_backends: Vec<&'static str>,
 }
 
 fn enabled_features() -> Vec<&'static str> {
@@ -44,6 +47,11 @@ pub fn run(global: &GlobalArgs, args: &InfoArgs) -> Result<()> {
         opencv_version: skipblock_data::image_io::opencv_version(),
         image_backend: skipblock_data::image_io::backend(),
         features: enabled_features(),
+        dist_backends: [Backend::Gloo, Backend::Nccl]
+            .into_iter()
+            .filter(|b| b.available())
+            .map(Backend::name)
+            .collect(),
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
@@ -62,5 +70,6 @@ pub fn run(global: &GlobalArgs, args: &InfoArgs) -> Result<()> {
     println!("opencv           {}", info.opencv_version.as_deref().unwrap_or("off (image crate decodes)"));
     println!("image backend    {}", info.image_backend);
     println!("features         {}", if info.features.is_empty() { "(none)".into() } else { info.features.join(", ") });
+    println!("dist backends    {}", info.dist_backends.join(", "));
     Ok(())
 }

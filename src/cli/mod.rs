@@ -124,6 +124,10 @@ pub struct RunArgs {
     /// Shortcut for --set train.memory_format=F: auto (channels-last on CUDA), channels-last or nchw.
     #[arg(long, value_enum)]
     pub memory_format: Option<skipblock_core::recipe::MemoryFormat>,
+    /// Data-parallel collectives when launched by torchrun (RANK, WORLD_SIZE, … set): nccl (default on
+    /// CUDA) or gloo (default on the CPU). Each rank runs on cuda:LOCAL_RANK with --device auto|cuda.
+    #[arg(long, value_enum)]
+    pub dist_backend: Option<skipblock_core::dist::Backend>,
 }
 
 /// Runs an inference command under `--amp` (autocast on the command's device).
@@ -147,14 +151,31 @@ impl RunArgs {
         self.recipe.overrides(out)
     }
 
+    /// The run's settings; under a launcher (torchrun's variables set) this process also joins the job's
+    /// process group and takes its rank's device.
     pub fn settings(&self, global: &GlobalArgs) -> Result<skipblock_core::train::RunSettings> {
+        use skipblock_core::dist;
+        let mut device = global.device()?;
+        match dist::DistEnv::from_env()? {
+            Some(env) => {
+                device = dist::rank_device(&global.device, device, &env);
+                let backend = self.dist_backend.unwrap_or_else(|| dist::Backend::default_for(device));
+                if dist::group().is_none() {
+                    dist::init(&env, backend, device, dist::env::timeout()?)?;
+                }
+            }
+            None if self.dist_backend.is_some() => {
+                ui::warn("--dist-backend is ignored: not launched by torchrun (RANK and WORLD_SIZE are not set)")
+            }
+            None => {}
+        }
         Ok(skipblock_core::train::RunSettings {
             runs_dir: self.runs_dir.clone(),
             name: self.name.clone(),
             resume: self.resume,
             exist_ok: self.exist_ok,
             stop_after: self.stop_after,
-            device: global.device()?,
+            device,
             seed: global.seed.unwrap_or(0),
         })
     }

@@ -44,6 +44,11 @@ pub struct CompareArgs {
 }
 
 pub fn run(global: &GlobalArgs, a: &CompareArgs) -> Result<()> {
+    if skipblock_core::dist::DistEnv::from_env()?.is_some_and(|e| e.world_size > 1) {
+        anyhow::bail!(
+            "classify compare runs its grid in one process: launch it without torchrun (RANK and WORLD_SIZE are set)"
+        );
+    }
     let overrides = a.recipe.overrides(Vec::new());
     let recipe: ClassifyRecipe = config::load_config(Some(&a.config), &overrides)?;
     let base = global.seed.unwrap_or(0);

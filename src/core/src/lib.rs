@@ -13,6 +13,8 @@
 //!   the model zoo behind one [`model::ClassifierNet`] trait, layer tracing, summaries;
 //! * [`task`]: the two pipelines ([`task::Task`]): classification and detection;
 //! * [`recipe`]: the recipe sections both pipelines share;
+//! * [`dist`]: data-parallel training on c10d (torchrun launch, process group, gradient averaging,
+//!   sharding);
 //! * [`shim`]: the C++ shim (multi-tensor optimiser and EMA steps, autocast, channels-last);
 //! * [`loader`]: the parallel, reproducible batch loader both pipelines use;
 //! * [`train`]: optimisers, schedules, EMA, metrics files, TensorBoard event files and the training loop
@@ -24,6 +26,7 @@ pub mod boxes;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod dist;
 pub mod loader;
 pub mod loss;
 pub mod model;

@@ -41,6 +41,9 @@ pub struct LoaderConfig {
     /// Batches prepared ahead.
     pub prefetch: usize,
     pub strict: bool,
+    /// Data-parallel training: this rank's part of every epoch's order ([`crate::dist::Shard`]); `None`
+    /// takes the whole epoch.
+    pub shard: Option<crate::dist::Shard>,
 }
 
 impl Default for LoaderConfig {
@@ -53,6 +56,7 @@ impl Default for LoaderConfig {
             workers: 0,
             prefetch: 4,
             strict: false,
+            shard: None,
         }
     }
 }
@@ -186,6 +190,10 @@ impl<T> Iterator for BatchIter<T> {
 /// `prefetch` batches beyond the one the consumer waits for are loaded ahead. Batches come out in order.
 pub fn load_epoch<D: Dataset>(dataset: Arc<D>, epoch: usize, config: &LoaderConfig) -> Result<BatchIter<D::Item>> {
     let order = epoch_order(dataset.len(), config.shuffle, config.seed, epoch);
+    let order = match config.shard {
+        Some(shard) => shard.take(&order),
+        None => order,
+    };
     let bs = config.batch_size.max(1);
     let mut chunks: Vec<Vec<usize>> = order.chunks(bs).map(|c| c.to_vec()).collect();
     if config.drop_last && chunks.last().is_some_and(|c| c.len() < bs) {

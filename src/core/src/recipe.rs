@@ -159,6 +159,9 @@ pub struct TrainSection {
     pub amp: Amp,
     /// Multi-tensor optimiser and EMA updates (false: one kernel sequence per parameter, the old path).
     pub fused_optimizer: bool,
+    /// Data-parallel runs (torchrun): batch norms normalise with the statistics of the world's batch
+    /// instead of each process's (PyTorch's SyncBatchNorm; for small per-GPU detection batches).
+    pub sync_bn: bool,
 }
 
 /// `train.memory_format` / `--memory-format`.
@@ -221,6 +224,7 @@ impl Default for TrainSection {
             memory_format: MemoryFormat::Auto,
             amp: Amp::Off,
             fused_optimizer: true,
+            sync_bn: false,
         }
     }
 }

@@ -82,6 +82,7 @@ pub struct ConvBn {
     pub out_channels: i64,
     pub stride: i64,
     bn_eps: f64,
+    bn_momentum: f64,
     /// Conv weights and bias with the BN folded in (inference only, see [`ConvBn::fuse`]).
     fused: Option<(Tensor, Tensor)>,
 }
@@ -116,6 +117,7 @@ impl ConvBn {
             out_channels: cout,
             stride,
             bn_eps: opts.bn_eps,
+            bn_momentum: opts.bn_momentum,
             fused: None,
         }
     }
@@ -161,7 +163,11 @@ impl ConvBn {
                 let p = (self.kernel - 1) / 2;
                 self.act.apply(xs.conv2d(w, Some(b), [self.stride, self.stride], [p, p], [1, 1], self.groups))
             }
-            _ => self.act.apply(xs.apply(&self.conv).apply_t(&self.bn, train)),
+            _ => {
+                let h = xs.apply(&self.conv);
+                // Plain batch norm unless synchronised across data-parallel ranks (`train.sync_bn`).
+                self.act.apply(crate::dist::sync_bn::batch_norm_t(&h, &self.bn, self.bn_eps, self.bn_momentum, train))
+            }
         };
         if trace::active() {
             let per_output = self.in_channels / self.groups * self.kernel * self.kernel;

@@ -51,6 +51,12 @@ impl Ema {
         self.fused = fused;
     }
 
+    /// The shadow tensors in name order (sharing storage: writing them writes the shadow), e.g. to
+    /// broadcast them from rank 0 in data-parallel training.
+    pub fn shadow_tensors(&self) -> Vec<Tensor> {
+        self.shadow.iter().map(|(_, s, _)| s.shallow_clone()).collect()
+    }
+
     /// The number of updates done so far (t of the next update).
     pub fn updates(&self) -> u64 {
         self.updates

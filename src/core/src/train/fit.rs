@@ -17,6 +17,15 @@
 //! settings of `[train]` (cuDNN benchmark, memory format, AMP, fused optimiser: [`super::speed`]) are
 //! applied before the optimiser is made.
 //!
+//! Data-parallel training (launched by torchrun, [`crate::dist`]): when the process joined a group, every
+//! rank starts from rank 0's weights and buffers, loads its shard of each epoch, averages the gradients
+//! after each backward pass ([`crate::dist::GradReducer`]) and reduces the epoch's loss and counts; the
+//! batch-norm statistics (and the EMA shadow) are broadcast from rank 0 before each evaluation, so every
+//! rank evaluates and saves the same model. Rank 0 alone writes the run folder; the outcome of each
+//! epoch's writes, of the start and of `--resume` is agreed on by all ranks, so one rank's error ends
+//! every rank (the others with "rank r failed"). The state file records the world size: `--resume` with
+//! another is an error (the shards, so the remaining epochs, would differ).
+//!
 //! Reproducibility: libtorch's generator is re-seeded from (seed, epoch) at the start of every epoch and
 //! the loader is seeded the same way, so a run resumed after epoch `e` produces the same metrics for the
 //! remaining epochs as an uninterrupted run (on the same device and thread count).
@@ -29,6 +38,7 @@ use super::speed::LossScaler;
 use super::tb_log::TrainingLog;
 use super::tensorboard::RgbPng;
 use crate::checkpoint::{self, CheckpointMeta};
+use crate::dist::{GradReducer, ProcessGroup};
 use crate::loader::{load_epoch, mix, Dataset, LoaderConfig};
 use crate::loss::Loss;
 use crate::recipe::{OptimSection, ScheduleSection, TrainSection};
@@ -169,27 +179,31 @@ pub fn state_path(run_dir: &Path) -> PathBuf {
     run_dir.join("last.state.safetensors")
 }
 
+/// Where a state file leaves a run.
 struct Resumed {
     epoch: usize,
     best: Option<f64>,
+    /// The number of data-parallel processes that trained it (1: a plain run; files of older versions).
+    world_size: usize,
 }
 
 fn save_state(
     vs: &VarStore,
     opt: &Optimizer,
     ema: Option<&Ema>,
-    epoch: usize,
-    best: Option<f64>,
+    at: &Resumed,
     task_state: BTreeMap<String, String>,
     path: &Path,
 ) -> Result<()> {
+    let Resumed { epoch, best, world_size } = *at;
     let mut named: Vec<(String, Tensor)> =
         vs.variables().into_iter().map(|(k, v)| (format!("model.{k}"), v.detach())).collect();
     named.extend(opt.state().into_iter().map(|(k, v)| (format!("optim.{k}"), v)));
     if let Some(ema) = ema {
         named.extend(ema.state());
     }
-    let mut meta = BTreeMap::from([("epoch".to_string(), epoch.to_string())]);
+    let mut meta =
+        BTreeMap::from([("epoch".to_string(), epoch.to_string()), ("world_size".to_string(), world_size.to_string())]);
     if let Some(b) = best {
         meta.insert("best".into(), b.to_string());
     }
@@ -234,7 +248,8 @@ fn load_state<T: TrainTask>(
     }
     let epoch =
         meta.get("epoch").and_then(|e| e.parse().ok()).with_context(|| format!("'{}' has no epoch", path.display()))?;
-    Ok(Resumed { epoch, best: meta.get("best").and_then(|b| b.parse().ok()) })
+    let world_size = meta.get("world_size").and_then(|w| w.parse().ok()).unwrap_or(1);
+    Ok(Resumed { epoch, best: meta.get("best").and_then(|b| b.parse().ok()), world_size })
 }
 
 /// Saves the inference checkpoint `path` (EMA weights when EMA is on).
@@ -252,18 +267,37 @@ fn save_weights(vs: &VarStore, ema: Option<&mut Ema>, meta: &CheckpointMeta, pat
 
 /// Trains `task` (whose variables live in `vs`) as `options` say.
 pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> Result<FitSummary> {
+    let dist = crate::dist::group();
+    let lead = crate::dist::is_lead();
+    let world_size = dist.map_or(1, ProcessGroup::world_size);
     let dir = &options.run_dir;
     let state_file = state_path(dir);
-    if !options.resume && state_file.exists() && !options.exist_ok {
-        bail!("run folder '{}' already holds a run: pass --resume to continue it, --exist-ok to start over, or another --name", dir.display());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
-    tensors::write_atomic(&dir.join("config.toml"), options.config_text.as_bytes())?;
+    let started = (|| -> Result<()> {
+        if !options.resume && state_file.exists() && !options.exist_ok {
+            bail!("run folder '{}' already holds a run: pass --resume to continue it, --exist-ok to start over, or another --name", dir.display());
+        }
+        if lead {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create '{}'", dir.display()))?;
+            tensors::write_atomic(&dir.join("config.toml"), options.config_text.as_bytes())?;
+        }
+        Ok(())
+    })();
+    agree(dist, started)?;
     let epochs = options.train.epochs;
     let data = task.train_data();
     if data.is_empty() {
         bail!("the training set is empty");
     }
+    let mut loader = options.loader.clone();
+    if let Some(g) = dist {
+        // Every rank starts from rank 0's weights and buffers (as DDP's constructor does).
+        broadcast_variables(g, vs, None)?;
+        let shard = g.shard();
+        loader.drop_last = loader.drop_last && shard.len_of(data.len()) > loader.batch_size;
+        loader.shard = Some(shard);
+    }
+    let reducer = dist.map(GradReducer::new);
+    crate::dist::sync_bn::set_enabled(dist.is_some() && options.train.sync_bn);
     let speed = options.train.speed();
     let precision = speed.prepare(vs)?;
     let mut scaler = precision.loss_scaler();
@@ -279,28 +313,59 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
     let log = MetricsLog::new(dir);
     let (mut start, mut best) = (0, None);
     if options.resume {
-        let r = load_state(task, vs, &mut opt, ema.as_mut(), &state_file)?;
-        log.truncate_after(r.epoch)?;
+        let resumed = load_state(task, vs, &mut opt, ema.as_mut(), &state_file).and_then(|r| {
+            if r.world_size != world_size {
+                bail!(
+                    "'{}' was trained by {} process(es), this run has {world_size}: resume on the same world size (each rank's shard of the data depends on it)",
+                    state_file.display(),
+                    r.world_size
+                );
+            }
+            if lead {
+                log.truncate_after(r.epoch)?;
+            }
+            Ok(r)
+        });
+        let r = agree(dist, resumed)?;
+        if let Some(g) = dist {
+            broadcast_variables(g, vs, ema.as_ref())?;
+        }
         ui::info(format!("resuming '{}' after epoch {}/{}", dir.display(), r.epoch, epochs));
         (start, best) = (r.epoch, r.best);
-    } else {
+    } else if lead {
         log.clear();
     }
-    let mut tb = TrainingLog::open(dir, !options.resume, options.train.log_every);
+    if let Some(g) = dist {
+        ui::info(format!(
+            "data-parallel: {} processes ({}), batch {} per process = {} per step",
+            world_size,
+            g.backend().name(),
+            loader.batch_size,
+            loader.batch_size * world_size
+        ));
+    }
+    let mut tb = lead.then(|| TrainingLog::open(dir, !options.resume, options.train.log_every));
     let mut last = EpochRecord::default();
     let end = options.stop_after.map_or(epochs, |n| (start + n).min(epochs));
     for epoch in start..end {
-        tch::manual_seed(mix(&[options.seed, epoch as u64, 7]) as i64 & i64::MAX);
+        // Rank r > 0 of a data-parallel run draws its own dropout masks; rank 0 those of a plain run.
+        let rank = dist.map_or(0, ProcessGroup::rank);
+        let seed = if rank == 0 {
+            mix(&[options.seed, epoch as u64, 7])
+        } else {
+            mix(&[options.seed, epoch as u64, 7, rank as u64])
+        };
+        tch::manual_seed(seed as i64 & i64::MAX);
         opt.set_frozen(task.frozen_prefixes(epoch));
         task.begin_epoch(epoch);
-        let batches = load_epoch(data.clone(), epoch, &options.loader)?;
+        let batches = load_epoch(data.clone(), epoch, &loader)?;
         let mut iters = batches.num_batches();
         if options.train.max_iters_per_epoch > 0 {
             iters = iters.min(options.train.max_iters_per_epoch);
         }
         // Every epoch runs `iters` iterations: the global step (iterations done) follows from the epoch.
         let done_before = epoch * iters;
-        if options.resume && epoch == start {
+        if let Some(tb) = tb.as_mut().filter(|_| options.resume && epoch == start) {
             // Every step logged before the checkpoint, iteration or epoch, is at most this.
             tb.resumed(done_before.max(epoch));
         }
@@ -310,13 +375,16 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
         let mut loss_sum = LossSum::new(vs.device());
         let mut samples = 0usize;
         let mut batches = batches;
+        let mut done = 0;
         for (i, batch) in batches.by_ref().take(iters).enumerate() {
             let batch = batch?;
+            done = i + 1;
             let lr = schedule.lr(epoch, i, iters);
             opt.set_lr(lr);
             opt.zero_grad();
             let (loss, n) = precision.run(|| task.train_batch(batch))??;
-            let stepped = backward_and_step(&loss, &mut opt, scaler.as_mut(), options.optim.grad_clip)?;
+            let stepped =
+                backward_and_step(&loss, &mut opt, scaler.as_mut(), options.optim.grad_clip, reducer.as_ref())?;
             if stepped {
                 if let Some(e) = ema.as_mut() {
                     e.update();
@@ -326,7 +394,7 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
             samples += n;
             let step = done_before + i + 1;
             let logged = options.train.log_every > 0 && step.is_multiple_of(options.train.log_every);
-            if logged {
+            if let Some(tb) = tb.as_mut().filter(|_| logged) {
                 tb.iteration(step, f64::try_from(&loss)?);
             }
             if i + 1 == iters || logged || loss_sum.due() {
@@ -336,8 +404,20 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
             }
             bar.inc(1);
         }
-        let loss_sum = loss_sum.read(epoch, iters.saturating_sub(1))?;
+        if dist.is_some() && done < iters {
+            // The other ranks wait in their next all-reduce: end with an error rather than a mismatch.
+            bail!(
+                "epoch {}: this rank's shard gave {done} of {iters} batches (every sample of a batch unreadable?)",
+                epoch + 1
+            );
+        }
+        let mut loss_sum = loss_sum.read(epoch, iters.saturating_sub(1))?;
         bar.finish_and_clear();
+        let mut skipped = batches.skipped();
+        if let Some(g) = dist {
+            let sums = g.sum_f64(&[loss_sum, samples as f64, skipped as f64])?;
+            (loss_sum, samples, skipped) = (sums[0], sums[1] as usize, sums[2] as usize);
+        }
         let seconds = started.elapsed().as_secs_f64();
         let mut record = EpochRecord {
             epoch: epoch + 1,
@@ -346,9 +426,13 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
             lr: opt.lr(),
             images_per_sec: samples as f64 / seconds.max(1e-9),
             epoch_seconds: seconds,
-            skipped: batches.skipped(),
+            skipped,
         };
         drop(batches);
+        if let Some(g) = dist {
+            // Batch-norm statistics (and the EMA shadow) differ per rank: rank 0's are evaluated and saved.
+            broadcast_variables(g, vs, ema.as_ref())?;
+        }
         let evaluate = (epoch + 1) % options.train.eval_every.max(1) == 0 || epoch + 1 == epochs;
         let mut images = None;
         if evaluate {
@@ -356,50 +440,99 @@ pub fn fit<T: TrainTask>(task: &mut T, vs: &VarStore, options: &FitOptions) -> R
                 e.swap();
             }
             let eval = task.evaluate(epoch);
-            if eval.is_ok() && tb.active() {
+            if eval.is_ok() && tb.as_ref().is_some_and(TrainingLog::active) {
                 images = Some(task.evaluation_images(epoch));
             }
             if let Some(e) = ema.as_mut() {
                 e.swap();
             }
-            record.val = eval?;
+            record.val = agree(dist, eval)?;
         }
         let mut meta = task.checkpoint_meta();
         meta.epoch = epoch + 1;
         meta.config = Some(options.config_text.clone());
         meta.metrics = Some(record);
-        save_weights(vs, ema.as_mut(), &meta, &dir.join("last.safetensors"))?;
-        if let Some(value) = options.best_metric.of(&record) {
-            if options.best_metric.improves(value, best) {
-                best = Some(value);
-                save_weights(vs, ema.as_mut(), &meta, &dir.join("best.safetensors"))?;
-            }
+        let improved = options.best_metric.of(&record).filter(|&v| options.best_metric.improves(v, best));
+        if improved.is_some() {
+            best = improved;
         }
         let task_state = task.loss_mut().map(|l| l.state()).unwrap_or_default();
-        save_state(vs, &opt, ema.as_ref(), epoch + 1, best, task_state, &state_file)?;
-        // TensorBoard before the metrics files: once an epoch is in metrics.jsonl, its events are flushed.
-        tb.epoch(&record, images);
-        log.append(&record)?;
-        ui::info(format_epoch(&record, epochs));
-        if let Some(draw) = options.curves {
-            draw(dir, &log.read()?)?;
-        }
+        let written = (|| -> Result<()> {
+            if !lead {
+                return Ok(());
+            }
+            save_weights(vs, ema.as_mut(), &meta, &dir.join("last.safetensors"))?;
+            if improved.is_some() {
+                save_weights(vs, ema.as_mut(), &meta, &dir.join("best.safetensors"))?;
+            }
+            let at = Resumed { epoch: epoch + 1, best, world_size };
+            save_state(vs, &opt, ema.as_ref(), &at, task_state, &state_file)?;
+            // TensorBoard before the metrics files: once an epoch is in metrics.jsonl, its events are flushed.
+            if let Some(tb) = tb.as_mut() {
+                tb.epoch(&record, images);
+            }
+            log.append(&record)?;
+            ui::info(format_epoch(&record, epochs));
+            if let Some(draw) = options.curves {
+                draw(dir, &log.read()?)?;
+            }
+            Ok(())
+        })();
+        agree(dist, written)?;
         last = record;
     }
     Ok(FitSummary { epochs_run: end - start, last, best_value: best, run_dir: dir.clone() })
 }
 
-/// Back-propagates `loss` (scaled for fp16), clips the gradients and steps the optimiser; false when the
-/// loss scaler skipped the step (non-finite fp16 gradients).
-fn backward_and_step(loss: &Tensor, opt: &mut Optimizer, scaler: Option<&mut LossScaler>, clip: f64) -> Result<bool> {
+/// One rank's failure, every rank's (see [`ProcessGroup::agree`]); a plain run: `result` itself.
+fn agree<R>(dist: Option<&ProcessGroup>, result: Result<R>) -> Result<R> {
+    match dist {
+        Some(g) => g.agree(result),
+        None => result,
+    }
+}
+
+/// Overwrites the variables (parameters and buffers, in name order) and the EMA shadow with rank 0's.
+fn broadcast_variables(g: &ProcessGroup, vs: &VarStore, ema: Option<&Ema>) -> Result<()> {
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut tensors: Vec<Tensor> = named.into_iter().map(|(_, t)| t).collect();
+    if let Some(e) = ema {
+        tensors.extend(e.shadow_tensors());
+    }
+    tch::no_grad(|| g.broadcast(&tensors, 0))
+}
+
+/// Back-propagates `loss` (scaled for fp16), averages the gradients across the ranks (data-parallel),
+/// clips them and steps the optimiser; false when the loss scaler skipped the step (non-finite fp16
+/// gradients: the same decision on every rank, the gradients being averaged first).
+fn backward_and_step(
+    loss: &Tensor,
+    opt: &mut Optimizer,
+    scaler: Option<&mut LossScaler>,
+    clip: f64,
+    reducer: Option<&GradReducer>,
+) -> Result<bool> {
+    let reduce = |opt: &Optimizer| match reducer {
+        Some(r) => {
+            // A collective of a synchronised batch norm that failed in the forward or backward pass.
+            crate::dist::sync_bn::take_error()?;
+            r.reduce(&opt.grads())
+        }
+        None => Ok(()),
+    };
     match scaler {
         Some(s) => {
             s.scaled(loss).backward();
+            reduce(opt)?;
             if !s.unscale(&opt.grads())? {
                 return Ok(false);
             }
         }
-        None => loss.backward(),
+        None => {
+            loss.backward();
+            reduce(opt)?;
+        }
     }
     if clip > 0.0 {
         opt.clip_grad_norm(clip);
