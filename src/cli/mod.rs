@@ -7,6 +7,7 @@ mod classify;
 mod config;
 mod data;
 mod detect;
+mod export;
 mod info;
 mod json;
 mod model;
@@ -182,6 +183,8 @@ pub enum Command {
     /// Speed against PyTorch eager (same architecture and weights, same run).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// A classifier or detector to ONNX (written from Rust) or TorchScript (traced), for deployment.
+    Export(export::ExportArgs),
 }
 
 /// A classifier checkpoint on the command line: ours, or the authors' `.pth` with its architecture named.
@@ -247,5 +250,6 @@ pub fn run() -> Result<()> {
         Command::Bench(c) => bench::run(g, c),
         Command::Data(c) => data::run(c),
         Command::Detect(c) => detect::run(g, c),
+        Command::Export(a) => export::run(g, a),
     }
 }

@@ -24,6 +24,7 @@ pub mod boxes;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod export;
 pub mod loader;
 pub mod loss;
 pub mod model;
