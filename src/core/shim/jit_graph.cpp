@@ -15,6 +15,9 @@
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/api/function_impl.h>
+#include <torch/csrc/jit/frontend/tracer.h>
+#include <torch/csrc/jit/passes/fixup_trace_scope_blocks.h>
+#include <torch/csrc/jit/passes/normalize_ops.h>
 #include <torch/csrc/jit/serialization/import.h>
 
 #include <cmath>
@@ -132,6 +135,13 @@ char *sb_jit_graph(const char *path, const at::Tensor *example, char **json_out,
     auto graph = frozen.get_method("forward").graph()->copy();
     torch::jit::Inline(*graph);
     torch::jit::ConstantPropagation(graph);
+    // Several outputs come back as one tuple (see `sb_trace_end`): unpack it into graph outputs.
+    if (graph->outputs().size() == 1 && graph->outputs()[0]->node()->kind() == c10::prim::TupleConstruct) {
+      auto *tuple = graph->outputs()[0]->node();
+      graph->eraseOutput(0);
+      for (auto *v : tuple->inputs()) graph->registerOutput(v);
+      tuple->destroy();
+    }
     torch::jit::EliminateDeadCode(graph);
     // A saved module has lost the traced shapes: run a copy of the graph on the example input with every
     // tensor value as an extra output, and give each value the type of what it holds.
@@ -207,6 +217,55 @@ char *sb_jit_graph(const char *path, const at::Tensor *example, char **json_out,
     return copy_string(e.what());
   } catch (...) {
     return copy_string("unknown C++ exception in the TorchScript graph reader");
+  }
+}
+
+// Starts tracing (as tch's `atm_create_for_tracing`): a new module `skipblock` whose `forward` will take
+// the `n` tensors `inputs`.
+char *sb_trace_begin(at::Tensor **inputs, int64_t n, torch::jit::Module **out) {
+  try {
+    if (torch::jit::tracer::isTracing()) throw std::invalid_argument("cannot nest tracing calls");
+    torch::jit::Module module("skipblock");
+    auto state = std::make_shared<torch::jit::tracer::TracingState>();
+    torch::jit::tracer::setTracingState(state);
+    state->graph->insertInput(0, "self")->setType(module._ivalue()->type());
+    for (int64_t i = 0; i < n; ++i) {
+      auto *value = state->graph->addInput();
+      value->setType(c10::TensorType::get());
+      state->setValue(*inputs[i], value);
+    }
+    *out = new torch::jit::Module(module);
+    return nullptr;
+  } catch (const std::exception &e) {
+    torch::jit::tracer::abandon();
+    return copy_string(e.what());
+  }
+}
+
+// Ends tracing: `forward` returns the `n` tensors `outputs` (one tensor, or a tuple of them: a saved
+// method has one return value), then the module is saved to `path` and freed.
+char *sb_trace_end(torch::jit::Module *module, at::Tensor **outputs, int64_t n, const char *path) {
+  std::unique_ptr<torch::jit::Module> owned(module);
+  try {
+    auto state = torch::jit::tracer::getTracingState();
+    if (state == nullptr) throw std::invalid_argument("not tracing");
+    auto &g = state->graph;
+    std::vector<torch::jit::Value *> values;
+    for (int64_t i = 0; i < n; ++i) values.push_back(state->getOutput(*outputs[i], i));
+    if (values.size() == 1)
+      g->registerOutput(values[0]);
+    else
+      g->registerOutput(g->insertNode(g->createTuple(values))->output());
+    torch::jit::FixupTraceScopeBlocks(g, owned.get());
+    torch::jit::NormalizeOps(g);
+    torch::jit::tracer::setTracingState(nullptr);
+    auto fn = owned->_ivalue()->compilation_unit()->create_function("forward", g);
+    owned->type()->addMethod(fn);
+    owned->save(std::string(path));
+    return nullptr;
+  } catch (const std::exception &e) {
+    torch::jit::tracer::abandon();
+    return copy_string(e.what());
   }
 }
 
