@@ -13,6 +13,8 @@ ROOT=$PWD
 TORCH_VERSION=2.11.0
 TENSORBOARD_VERSION=2.21.0
 TORCHVISION_VERSION=0.26.0
+ONNX_VERSION=1.23.2
+ONNXRUNTIME_VERSION=1.32.0
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -84,6 +86,16 @@ if ! .venv/bin/python -c 'import torchvision' >/dev/null 2>&1; then
     || die "pip install torchvision==$TORCHVISION_VERSION failed"
 else
   say "torchvision present in .venv"
+fi
+
+# onnx and onnxruntime: the export tests check `skipblock export`'s files with them (onnx.checker, the same
+# outputs from onnxruntime), and `bench export` times onnxruntime as the reference.
+if ! .venv/bin/python -c 'import onnx, onnxruntime' >/dev/null 2>&1; then
+  say "installing onnx==$ONNX_VERSION onnxruntime==$ONNXRUNTIME_VERSION into .venv"
+  .venv/bin/python -m pip install -q "onnx==$ONNX_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" \
+    || die "pip install onnx onnxruntime failed"
+else
+  say "onnx and onnxruntime present in .venv"
 fi
 
 # 3. Build.

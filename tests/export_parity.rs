@@ -262,3 +262,69 @@ fn ssdlite_skipblocknet_s_exports_give_the_libtorch_boxes_scores_and_detections(
     eprintln!("ssdlite-skipblocknet-s parity (max abs diff vs libtorch): {report:.0}; nms detections: {total}, max diff {worst:e}", report = serde_json::json!({"onnx": report["onnx"], "onnx_dynamic": report["onnx_dynamic"], "torchscript": report["torchscript"]}));
     assert!(worst < 1e-4, "{worst}");
 }
+
+/// Every classifier architecture (random init, 5 classes, 64 px or its CIFAR 32 px) exports to ONNX
+/// (dynamic batch) and gives the libtorch logits in onnxruntime, all checked in one Python process.
+#[test]
+fn every_classifier_architecture_exports_to_onnx() {
+    use skipblock_core::checkpoint::{self, CheckpointMeta};
+    use skipblock_core::model::BlockOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let mut count = 0;
+    for arch in Arch::classifiers() {
+        let (vs, net) = skipblock_classify::classifier::build(arch, 5, Device::Cpu, BlockOptions::default()).unwrap();
+        // Training passes give the batch norms non-trivial statistics (folded by the export).
+        for _ in 0..2 {
+            let _ = net.forward_t(&Tensor::randn([4, 3, 64, 64], (tch::Kind::Float, Device::Cpu)), true);
+        }
+        let w = dir.path().join(format!("{arch}.safetensors"));
+        checkpoint::save(&vs, &w, &CheckpointMeta::new(arch, 5, BlockOptions::default())).unwrap();
+        let s = if arch.stems()[0] == skipblock_core::model::Stem::Cifar { "32" } else { "64" };
+        let onnx = dir.path().join(format!("{arch}.onnx"));
+        export(&w, &onnx, &["--format", "onnx", "--batch", "dynamic", "--input", s]);
+        let mut model = Classifier::load(&w, None, Device::Cpu).unwrap();
+        model.fuse_bn();
+        let s: i64 = s.parse().unwrap();
+        let xs = Tensor::randn([2, 3, s, s], (tch::Kind::Float, Device::Cpu));
+        let logits = tch::no_grad(|| model.net.forward_t(&xs, false).logits);
+        save_io(&dir.path().join(format!("{arch}.io.safetensors")), vec![("input", xs), ("logits", logits)]);
+        count += 1;
+    }
+    let report = checker(&["all-archs", "--dir", path_str(dir.path())]);
+    eprintln!("every classifier, onnxruntime vs libtorch (max abs diff / max(1, max |logit|)): {report}");
+    let report = report.as_object().unwrap();
+    assert_eq!(report.len(), count);
+    for (arch, d) in report {
+        assert!(d.as_f64().unwrap() < 1e-4, "{arch}: {d}");
+    }
+}
+
+#[test]
+fn export_errors_are_one_clear_line() {
+    use skipblock_core::checkpoint::{self, CheckpointMeta};
+    use skipblock_core::model::BlockOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let (vs, _net) =
+        skipblock_classify::classifier::build(Arch::SkipblocknetXs, 3, Device::Cpu, BlockOptions::default()).unwrap();
+    let w = dir.path().join("xs.safetensors");
+    checkpoint::save(&vs, &w, &CheckpointMeta::new(Arch::SkipblocknetXs, 3, BlockOptions::default())).unwrap();
+    let out = dir.path().join("x.onnx");
+    let cases: [(&[&str], &str); 4] = [
+        (&["--format", "torchscript", "--batch", "dynamic"], "--batch dynamic needs --format onnx"),
+        (&["--format", "onnx", "--nms"], "--nms is for detectors"),
+        (&["--format", "onnx", "--opset", "9"], "opset 9 is not supported"),
+        (&["--format", "onnz"], "onnz"),
+    ];
+    for (extra, expect) in cases {
+        let mut args = vec!["export", "--weights", path_str(&w), "--out", path_str(&out), "--input", "32"];
+        args.extend_from_slice(extra);
+        let (ok, _, stderr) = run(&args);
+        assert!(!ok, "{extra:?}");
+        let line = one_error_line(&stderr);
+        assert!(line.contains(expect), "{extra:?}: {line}");
+    }
+    assert!(!out.exists(), "nothing written on errors");
+    let (ok, _, stderr) = run(&["export", "--weights", path_str(&w), "--out", "/proc/nope/x.onnx", "--format", "onnx"]);
+    assert!(!ok);
+    assert!(one_error_line(&stderr).contains("/proc/nope"), "{stderr}");
+}

@@ -122,33 +122,3 @@ impl Graph {
         k
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{build_classifier, Arch, NetOptions};
-    use tch::{nn::VarStore, Device, Kind};
-
-    #[test]
-    #[ignore]
-    fn dump_kinds() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut all = std::collections::BTreeSet::new();
-        for arch in Arch::classifiers() {
-            let vs = VarStore::new(Device::Cpu);
-            let opts = NetOptions::standard(arch, Default::default());
-            let mut net = build_classifier(&vs.root(), arch, 5, opts).unwrap();
-            net.fuse_bn();
-            let mut vs = vs;
-            vs.freeze();
-            let s = if opts.stem == crate::model::Stem::Cifar { 32 } else { 64 };
-            let x = Tensor::randn([2, 3, s, s], (Kind::Float, Device::Cpu));
-            let path = dir.path().join("m.pt");
-            crate::export::trace::trace_to_file(&x, |x| vec![net.forward_t(x, false).logits], &path).unwrap();
-            let g = Graph::load(&path, &x).unwrap();
-            eprintln!("{arch}: {:?}", g.kinds());
-            all.extend(g.kinds());
-        }
-        eprintln!("ALL: {all:?}");
-    }
-}
