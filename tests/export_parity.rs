@@ -328,3 +328,59 @@ fn export_errors_are_one_clear_line() {
     assert!(!ok);
     assert!(one_error_line(&stderr).contains("/proc/nope"), "{stderr}");
 }
+
+#[test]
+fn bench_export_times_libtorch_onnxruntime_and_the_edge_binary() {
+    use skipblock_core::checkpoint::{self, CheckpointMeta};
+    use skipblock_core::model::BlockOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let (vs, _net) =
+        skipblock_classify::classifier::build(Arch::SkipblocknetXs, 3, Device::Cpu, BlockOptions::default()).unwrap();
+    let w = dir.path().join("xs.safetensors");
+    checkpoint::save(&vs, &w, &CheckpointMeta::new(Arch::SkipblocknetXs, 3, BlockOptions::default())).unwrap();
+    // A stand-in edge binary speaking the `skipblock-edge bench` protocol, logging how it was called.
+    let edge = dir.path().join("edge.sh");
+    let log = dir.path().join("edge.log");
+    std::fs::write(
+        &edge,
+        format!("#!/bin/sh\necho \"$@\" > {}\necho '{{\"median_ms\":2.0,\"p90_ms\":3.0}}'\n", log.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&edge, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = dir.path().join("bench");
+    let args = ["--device", "cpu", "--threads", "1", "bench", "export", "--weights", path_str(&w), "--runs", "3"];
+    let (ok, stdout, stderr) = decode(
+        skipblock()
+            .current_dir(repo())
+            .args(args)
+            .args(["--input", "64", "--edge", path_str(&edge), "--out", path_str(&out), "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(ok, "{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let ort = rows[1]["median_ms"].as_f64().unwrap();
+    assert!(rows[0]["median_ms"].as_f64().unwrap() > 0.0 && ort > 0.0, "{rows:?}");
+    assert_eq!(rows[1]["ratio"].as_f64(), Some(1.0));
+    assert_eq!(rows[2]["median_ms"].as_f64(), Some(2.0));
+    assert!((rows[2]["ratio"].as_f64().unwrap() - 2.0 / ort).abs() < 1e-9);
+    let called = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(called.trim(), format!("bench --model {} --runs 3 --input 64", out.join("model.onnx").display()));
+    let md = std::fs::read_to_string(out.join("bench.md")).unwrap();
+    assert!(md.contains("| onnxruntime (python, reference) |"), "{md}");
+    assert_eq!(std::fs::read_to_string(out.join("bench.csv")).unwrap().lines().count(), 4);
+    // Without an edge binary the row says so.
+    let (ok, stdout, stderr) = decode(
+        skipblock()
+            .current_dir(repo())
+            .args(args)
+            .args(["--input", "64", "--edge", "/nonexistent/skipblock-edge", "--out", path_str(&out), "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert!(ok, "{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(rows[2]["note"], "not built");
+}

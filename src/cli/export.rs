@@ -66,16 +66,17 @@ fn base_meta(task: Task, arch: skipblock_core::Arch, input: i64, a: &ExportArgs)
 }
 
 /// Whether `weights` is a detector checkpoint (ours, with a record saying so).
-fn is_detector(a: &ExportArgs) -> bool {
-    checkpoint::load_meta(&a.weights.weights).map(|m| m.task == Task::Detect).unwrap_or(false)
+pub fn is_detector(weights: &ClassifierWeights) -> bool {
+    checkpoint::load_meta(&weights.weights).map(|m| m.task == Task::Detect).unwrap_or(false)
 }
 
-pub fn run(global: &GlobalArgs, a: &ExportArgs) -> Result<()> {
+/// Exports per `a`; returns what was written.
+pub fn export_file(global: &GlobalArgs, a: &ExportArgs) -> Result<export::ExportReport> {
     let device = global.device()?;
     if a.input.is_some_and(|s| !(16..=4096).contains(&s)) {
         bail!("--input {} is out of range (16..=4096)", a.input.unwrap_or(0));
     }
-    let report = if is_detector(a) {
+    let report = if is_detector(&a.weights) {
         if a.weights.arch.is_some() {
             bail!("--arch is for classifier state dicts; '{}' is a detector checkpoint", a.weights.weights.display());
         }
@@ -111,6 +112,11 @@ pub fn run(global: &GlobalArgs, a: &ExportArgs) -> Result<()> {
         let req = ExportRequest { format: a.format, out: &a.out, meta, outputs: vec!["logits"], nms: None, device };
         export::export(&req, |xs| vec![model.net.forward_t(xs, false).logits.to_kind(Kind::Float)])?
     };
+    Ok(report)
+}
+
+pub fn run(global: &GlobalArgs, a: &ExportArgs) -> Result<()> {
+    let report = export_file(global, a)?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

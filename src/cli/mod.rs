@@ -2,6 +2,7 @@
 //! verb. Global flags (`--device`, `--threads`, `--seed`, `-v`/`-q`) apply to every command.
 
 mod bench;
+mod bench_export;
 mod bench_train;
 mod classify;
 mod config;

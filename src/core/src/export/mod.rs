@@ -84,6 +84,8 @@ pub struct ExportRequest<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportReport {
     pub file: PathBuf,
+    /// The input side S.
+    pub input_size: i64,
     pub bytes: u64,
     /// `name [dims] type` of each input and output.
     pub inputs: Vec<String>,
@@ -185,6 +187,7 @@ pub fn export(req: &ExportRequest, mut forward: impl FnMut(&Tensor) -> Vec<Tenso
     let bytes = std::fs::metadata(req.out).map(|m| m.len()).unwrap_or(0);
     Ok(ExportReport {
         file: req.out.to_path_buf(),
+        input_size: s,
         bytes,
         inputs: vec![input.describe()],
         outputs: outputs.iter().map(Io::describe).collect(),
