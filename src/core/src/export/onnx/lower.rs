@@ -703,3 +703,32 @@ pub fn lower(graph: &Graph, input: &str, dynamic: bool, opset: i64, what: &str) 
     let outputs = graph.outputs.iter().map(|o| cx.tensor(o.id, true)).collect::<Result<Vec<_>>>()?;
     Ok(Lowered { nodes: cx.nodes, initializers: cx.inits, outputs })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn uneven_adaptive_pooling_is_two_products_with_the_averaging_matrices() {
+        for (h, w, oh, ow) in [(150, 150, 38, 38), (7, 9, 3, 4), (5, 5, 5, 5)] {
+            let x = Tensor::randn([2, 3, h, w], (Kind::Float, Device::Cpu));
+            let expect = x.adaptive_avg_pool2d([oh, ow]);
+            let got = pool_matrix(h, oh).matmul(&x.matmul(&pool_matrix(w, ow).transpose(0, 1)));
+            let d = f64::try_from((expect - got).abs().max()).unwrap();
+            assert!(d < 1e-5, "{h}x{w} -> {oh}x{ow}: {d}");
+        }
+    }
+
+    #[test]
+    fn tensor_constants_keep_their_values_and_dtype() {
+        let t = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0]).reshape([2, 2]);
+        let p = tensor_proto("w", &t).unwrap();
+        assert_eq!((p.dims.clone(), p.data_type), (vec![2, 2], data_type::FLOAT));
+        let back: Vec<f32> = p.raw_data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(back, vec![1.5, -2.0, 3.25, 0.0]);
+        let i = tensor_proto("i", &Tensor::from_slice(&[7i64, -1])).unwrap();
+        assert_eq!((i.data_type, i.raw_data.len()), (data_type::INT64, 16));
+        assert!(tensor_proto("c", &Tensor::zeros([2], (Kind::ComplexFloat, Device::Cpu))).is_err());
+    }
+}

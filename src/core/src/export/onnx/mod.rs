@@ -165,3 +165,35 @@ pub fn read(path: &Path) -> Result<ModelProto> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read '{}'", path.display()))?;
     ModelProto::decode(bytes.as_slice()).with_context(|| format!("'{}' is not an ONNX model", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_round_trips_through_protobuf_with_symbolic_dims_and_metadata() {
+        let io = Io {
+            name: "images".into(),
+            elem_type: data_type::FLOAT,
+            shape: vec![Dim::Named("batch".into()), Dim::Fixed(3)],
+        };
+        assert_eq!(io.describe(), "images [batch, 3] float32");
+        let model = ModelProto {
+            ir_version: ir_version(17),
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
+            graph: Some(GraphProto { input: vec![io.proto()], ..Default::default() }),
+            metadata_props: vec![StringStringEntryProto { key: "skipblock".into(), value: "{}".into() }],
+            ..Default::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.onnx");
+        let bytes = write(&model, &path).unwrap();
+        assert_eq!(bytes, std::fs::metadata(&path).unwrap().len());
+        let back = read(&path).unwrap();
+        assert_eq!(back, model);
+        let dims = &back.graph.unwrap().input[0].r#type.clone().unwrap().tensor_type.unwrap().shape.unwrap().dim;
+        assert_eq!(dims[0].value, Some(DimensionValue::DimParam("batch".into())));
+        assert_eq!((ir_version(14), ir_version(19), ir_version(21)), (8, 9, 10));
+        assert!(read(&dir.path().join("missing.onnx")).unwrap_err().to_string().contains("missing.onnx"));
+    }
+}
