@@ -129,7 +129,7 @@ pub fn bench_export(global: &GlobalArgs, a: &ExportBenchArgs) -> Result<Vec<Engi
         max_det: 100,
         json: false,
     };
-    let report = export_file(global, &export)?;
+    let report = export_file(&export)?;
     let side = report.input_size;
     let threads = tch::get_num_threads().max(1) as usize;
 
@@ -146,7 +146,7 @@ pub fn bench_export(global: &GlobalArgs, a: &ExportBenchArgs) -> Result<Vec<Engi
             let _ = tch::no_grad(|| model.net.forward_t(&x, false).logits);
         })
     };
-    let mut rows = vec![row("libtorch (skipblock predict's forward)", Ok(libtorch), format!("{threads} threads"))];
+    let mut rows = vec![row("libtorch (skipblock predict's forward)", Ok(libtorch), format!("threads: {threads}"))];
 
     let python = a.python.clone().unwrap_or_else(|| {
         let venv = PathBuf::from(".venv/bin/python");
@@ -162,7 +162,7 @@ pub fn bench_export(global: &GlobalArgs, a: &ExportBenchArgs) -> Result<Vec<Engi
         c.args(["--threads", &threads.to_string()]);
         timing_of(c, "onnxruntime (python)").map(|t| (t.median_ms, t.p90_ms))
     });
-    rows.push(row("onnxruntime (python, reference)", ort, format!("{threads} intra-op threads")));
+    rows.push(row("onnxruntime (python, reference)", ort, format!("intra-op threads: {threads}")));
 
     let edge = a.edge.clone().or_else(|| Some(std::env::current_exe().ok()?.with_file_name("skipblock-edge")));
     let edge_row = match edge.filter(|p| p.exists()) {

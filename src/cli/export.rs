@@ -1,7 +1,7 @@
 //! `skipblock export`: a classifier or detector checkpoint to ONNX (written from Rust) or TorchScript
 //! (traced), batch norms folded, eval mode; the file contract is in `docs/export.md`.
 
-use super::{ClassifierWeights, GlobalArgs};
+use super::ClassifierWeights;
 use anyhow::{bail, Result};
 use clap::Args;
 use skipblock_core::checkpoint;
@@ -70,9 +70,10 @@ pub fn is_detector(weights: &ClassifierWeights) -> bool {
     checkpoint::load_meta(&weights.weights).map(|m| m.task == Task::Detect).unwrap_or(false)
 }
 
-/// Exports per `a`; returns what was written.
-pub fn export_file(global: &GlobalArgs, a: &ExportArgs) -> Result<export::ExportReport> {
-    let device = global.device()?;
+/// Exports per `a`; returns what was written. The export runs on the CPU whatever `--device` says (the
+/// files then hold CPU tensors and load anywhere).
+pub fn export_file(a: &ExportArgs) -> Result<export::ExportReport> {
+    let device = tch::Device::Cpu;
     if a.input.is_some_and(|s| !(16..=4096).contains(&s)) {
         bail!("--input {} is out of range (16..=4096)", a.input.unwrap_or(0));
     }
@@ -115,8 +116,8 @@ pub fn export_file(global: &GlobalArgs, a: &ExportArgs) -> Result<export::Export
     Ok(report)
 }
 
-pub fn run(global: &GlobalArgs, a: &ExportArgs) -> Result<()> {
-    let report = export_file(global, a)?;
+pub fn run(a: &ExportArgs) -> Result<()> {
+    let report = export_file(a)?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());

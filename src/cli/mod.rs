@@ -184,7 +184,8 @@ pub enum Command {
     /// Speed against PyTorch eager (same architecture and weights, same run).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// A classifier or detector to ONNX (written from Rust) or TorchScript (traced), for deployment.
+    /// A classifier or detector to ONNX (written from Rust) or TorchScript (traced), for deployment (on
+    /// the CPU; the file contract is in docs/export.md).
     Export(export::ExportArgs),
 }
 
@@ -251,6 +252,6 @@ pub fn run() -> Result<()> {
         Command::Bench(c) => bench::run(g, c),
         Command::Data(c) => data::run(c),
         Command::Detect(c) => detect::run(g, c),
-        Command::Export(a) => export::run(g, a),
+        Command::Export(a) => export::run(a),
     }
 }
