@@ -721,6 +721,39 @@ mod tests {
     }
 
     #[test]
+    fn an_op_without_lowering_is_named_with_the_model() {
+        let value = |id| Value { id, shape: Some(vec![1, 3, 8, 8]), dtype: Some("Float".into()), ty: "Tensor".into() };
+        let graph = Graph {
+            inputs: vec![value(0)],
+            outputs: vec![value(1)],
+            nodes: vec![Node {
+                kind: "aten::erfinv".into(),
+                inputs: vec![0],
+                outputs: vec![value(1)],
+                value: None,
+                blocks: None,
+            }],
+            tensors: Vec::new(),
+        };
+        let err = lower(&graph, "images", false, 17, "skipblocknet-m").err().unwrap().to_string();
+        assert_eq!(err, "ONNX export of skipblocknet-m: the op aten::erfinv is not supported (no ONNX lowering)");
+        // A supported graph: relu of the input.
+        let graph = Graph {
+            nodes: vec![Node {
+                kind: "aten::relu".into(),
+                inputs: vec![0],
+                outputs: vec![value(1)],
+                value: None,
+                blocks: None,
+            }],
+            ..graph
+        };
+        let l = lower(&graph, "images", false, 17, "m").unwrap();
+        assert_eq!((l.nodes.len(), l.nodes[0].op_type.as_str(), l.nodes[0].input[0].as_str()), (1, "Relu", "images"));
+        assert_eq!(l.outputs, vec![l.nodes[0].output[0].clone()]);
+    }
+
+    #[test]
     fn tensor_constants_keep_their_values_and_dtype() {
         let t = Tensor::from_slice(&[1.5f32, -2.0, 3.25, 0.0]).reshape([2, 2]);
         let p = tensor_proto("w", &t).unwrap();
