@@ -269,7 +269,8 @@ fn ssdlite_skipblocknet_s_exports_give_the_libtorch_boxes_scores_and_detections(
 }
 
 /// Every classifier architecture (random init, 5 classes, 64 px or its CIFAR 32 px) exports to ONNX
-/// (dynamic batch) and gives the libtorch logits in onnxruntime, all checked in one Python process.
+/// (dynamic batch, run at batch 3: the trace is at batch 2) and gives the libtorch logits in onnxruntime,
+/// all checked in one Python process.
 #[test]
 fn every_classifier_architecture_exports_to_onnx() {
     use skipblock_core::checkpoint::{self, CheckpointMeta};
@@ -290,7 +291,7 @@ fn every_classifier_architecture_exports_to_onnx() {
         let mut model = Classifier::load(&w, None, Device::Cpu).unwrap();
         model.fuse_bn();
         let s: i64 = s.parse().unwrap();
-        let xs = Tensor::randn([2, 3, s, s], (tch::Kind::Float, Device::Cpu));
+        let xs = Tensor::randn([3, 3, s, s], (tch::Kind::Float, Device::Cpu));
         let logits = tch::no_grad(|| model.net.forward_t(&xs, false).logits);
         save_io(&dir.path().join(format!("{arch}.io.safetensors")), vec![("input", xs), ("logits", logits)]);
         count += 1;
