@@ -15,6 +15,8 @@ ROOT=$PWD
 TORCH_VERSION=2.11.0
 TENSORBOARD_VERSION=2.21.0
 TORCHVISION_VERSION=0.26.0
+ONNX_VERSION=1.23.2
+ONNXRUNTIME_VERSION=1.32.0
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 die() { printf '\033[31m[setup] error:\033[0m %s\n' "$*" >&2; exit 1; }
 
@@ -98,11 +100,12 @@ if [ -n "$cuda_rt" ] && ! .venv/bin/python -m pip show nvidia-cuda-crt >/dev/nul
     || say "warning: no CUDA headers for NCCL: distributed training will use Gloo only"
 fi
 
-# onnx and onnxruntime: the export tests check files with onnx.checker and run them with onnxruntime (the
-# reference of `skipblock export` and of skipblock-edge, tests/python/edge_ref.py).
+# onnx and onnxruntime: the export tests check `skipblock export`'s files with them (onnx.checker, the same
+# outputs from onnxruntime), skipblock-edge's tests use onnxruntime as their reference
+# (tests/python/edge_ref.py), and `bench export` times onnxruntime as the reference.
 if ! .venv/bin/python -c 'import onnx, onnxruntime' >/dev/null 2>&1; then
-  say "installing onnx and onnxruntime into .venv"
-  .venv/bin/python -m pip install -q "onnx==1.23.2" "onnxruntime==1.32.0" \
+  say "installing onnx==$ONNX_VERSION onnxruntime==$ONNXRUNTIME_VERSION into .venv"
+  .venv/bin/python -m pip install -q "onnx==$ONNX_VERSION" "onnxruntime==$ONNXRUNTIME_VERSION" \
     || die "pip install onnx onnxruntime failed"
 else
   say "onnx and onnxruntime present in .venv"

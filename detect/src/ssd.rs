@@ -189,6 +189,16 @@ impl Ssd {
         postprocess(&loc, &conf, &self.priors, &self.config.box_coder, post)
     }
 
+    /// What an exported detector outputs (`skipblock export`): the boxes decoded against the priors, as
+    /// corners clipped to [0, 1] `[B, P, 4]`, and the softmax class probabilities `[B, P, C]` (column 0 =
+    /// background), exactly what [`postprocess`] starts from. Eval mode; the priors are moved to `xs`'s device.
+    pub fn decoded(&self, xs: &Tensor) -> (Tensor, Tensor) {
+        let out = self.forward_t(xs, false);
+        let priors = self.priors.to_device(xs.device());
+        let boxes = self.config.box_coder.decode_corners(&out.loc, &priors).clamp(0.0, 1.0);
+        (boxes, out.conf.softmax(2, tch::Kind::Float))
+    }
+
     /// The feature maps the heads see, largest first.
     fn feature_maps_of(&self, xs: &Tensor, train: bool) -> Vec<Tensor> {
         self.features_and_maps(xs, train).1

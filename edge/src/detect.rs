@@ -15,7 +15,8 @@ fn corner_boxes(boxes: &[f32]) -> Vec<BBox> {
 }
 
 /// The detections of one image from `NonMaxSuppression`'s `selected` rows (`[M, 3]`, batch 0 only),
-/// `boxes` `[P × 4]` and `scores` `[P × C]` row-major; scores at or below `cfg.score_threshold` dropped.
+/// `boxes` `[P × 4]` and `scores` `[P × C]` row-major; scores at or below `cfg.score_threshold` dropped, and
+/// boxes that clipping made degenerate (the predictor drops them before its NMS; ONNX's NMS keeps them).
 pub fn from_selected(
     selected: &[i64],
     boxes: &[f32],
@@ -35,7 +36,7 @@ pub fn from_selected(
                 score: scores[p * num_classes + label],
             })
         })
-        .filter(|d| d.score > cfg.score_threshold)
+        .filter(|d| d.score > cfg.score_threshold && d.bbox.is_valid())
         .collect();
     sort_and_cut(&mut dets, cfg.top_k);
     dets

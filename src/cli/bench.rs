@@ -39,6 +39,9 @@ pub enum BenchCommand {
     Map(CommonArgs),
     /// All of the above.
     All(CommonArgs),
+    /// Batch-1 latency of one checkpoint exported to ONNX: the libtorch predictor's forward vs onnxruntime
+    /// (Python, the reference) vs the edge binary `skipblock-edge` (tract), median and p90.
+    Export(super::bench_export::ExportBenchArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -529,6 +532,7 @@ fn bench_map(args: &CommonArgs) -> Result<Vec<Row>> {
 
 pub fn run(global: &GlobalArgs, command: &BenchCommand) -> Result<()> {
     let (rows, args) = match command {
+        BenchCommand::Export(a) => return super::bench_export::run(global, a),
         BenchCommand::Train(a) => (super::bench_train::bench_train(global, a)?, &a.common),
         BenchCommand::Backbone(a) => (bench_backbone(a)?, a),
         BenchCommand::TrainStep(a) => (bench_train_step(a)?, a),

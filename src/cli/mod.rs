@@ -2,11 +2,13 @@
 //! verb. Global flags (`--device`, `--threads`, `--seed`, `-v`/`-q`) apply to every command.
 
 mod bench;
+mod bench_export;
 mod bench_train;
 mod classify;
 mod config;
 mod data;
 mod detect;
+mod export;
 mod info;
 mod json;
 mod model;
@@ -203,6 +205,9 @@ pub enum Command {
     /// Speed against PyTorch eager (same architecture and weights, same run).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// A classifier or detector to ONNX (written from Rust) or TorchScript (traced), for deployment (on
+    /// the CPU; the file contract is in docs/export.md).
+    Export(export::ExportArgs),
 }
 
 /// A classifier checkpoint on the command line: ours, or the authors' `.pth` with its architecture named.
@@ -268,5 +273,6 @@ pub fn run() -> Result<()> {
         Command::Bench(c) => bench::run(g, c),
         Command::Data(c) => data::run(c),
         Command::Detect(c) => detect::run(g, c),
+        Command::Export(a) => export::run(a),
     }
 }

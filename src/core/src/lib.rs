@@ -27,6 +27,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod dist;
+pub mod export;
 pub mod loader;
 pub mod loss;
 pub mod model;
