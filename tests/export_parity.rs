@@ -110,6 +110,30 @@ fn skipblocknet_m_exports_give_the_libtorch_logits() {
     assert_eq!(meta["opset"], 17);
     assert_eq!(sidecar["opset"], serde_json::Value::Null);
     assert_eq!(sidecar["arch"], "skipblocknet-m");
+
+    // End to end: `skipblock-edge` on the ONNX file gives `skipblock classify predict --json`'s answers.
+    let folder = d("images");
+    std::fs::create_dir_all(&folder).unwrap();
+    for i in 0..3 {
+        skipblock_data::write_image(&folder.join(format!("img{i}.png")), &image(i, 300 + 20 * i, 260)).unwrap();
+    }
+    let (ok, predicted, stderr) = run(&[
+        "classify",
+        "predict",
+        "--weights",
+        path_str(&d("m.pth")),
+        "--arch",
+        "skipblocknet-m",
+        "--json",
+        "--topk",
+        "5",
+        path_str(&folder),
+    ]);
+    assert!(ok, "classify predict: {stderr}");
+    let diff = skipblock_edge::compare::edge_against_predict(&d("m.onnx"), &[folder], &predicted, 5, 1e-4, 0.0)
+        .unwrap_or_else(|e| panic!("skipblock-edge vs classify predict: {e:#}"));
+    eprintln!("skipblock-edge vs classify predict (skipblocknet-m): {diff:?}");
+    assert_eq!(diff.lines, 3);
 }
 
 /// SSDLite-SkipblockNet-S briefly trained on synthetic VOC data at its 300 px (the skip blocks pool
@@ -266,6 +290,34 @@ fn ssdlite_skipblocknet_s_exports_give_the_libtorch_boxes_scores_and_detections(
     }
     eprintln!("ssdlite-skipblocknet-s parity (max abs diff vs libtorch): {report:.0}; nms detections: {total}, max diff {worst:e}", report = serde_json::json!({"onnx": report["onnx"], "onnx_dynamic": report["onnx_dynamic"], "torchscript": report["torchscript"]}));
     assert!(worst < 1e-4, "{worst}");
+
+    // End to end: `skipblock-edge` on the --nms file gives `skipblock detect predict --json`'s detections
+    // (the same thresholds; PNG images, so both builds decode the same pixels).
+    let folder = d("images");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (i, img) in images.iter().enumerate() {
+        skipblock_data::write_image(&folder.join(format!("img{i}.png")), img).unwrap();
+    }
+    let (ok, predicted, stderr) = run(&[
+        "detect",
+        "predict",
+        "--weights",
+        path_str(&w),
+        "--json",
+        "--no-save",
+        "--conf",
+        &conf.to_string(),
+        "--iou",
+        &iou.to_string(),
+        "--max-det",
+        &max_det.to_string(),
+        path_str(&folder),
+    ]);
+    assert!(ok, "detect predict: {stderr}");
+    let diff = skipblock_edge::compare::edge_against_predict(&d("nms.onnx"), &[folder], &predicted, 5, 1e-4, 1e-2)
+        .unwrap_or_else(|e| panic!("skipblock-edge vs detect predict: {e:#}"));
+    eprintln!("skipblock-edge vs detect predict (ssdlite-skipblocknet-s, graph NMS): {diff:?}");
+    assert!(diff.detections >= 5, "{diff:?}");
 }
 
 /// Every classifier architecture (random init, 5 classes, 64 px or its CIFAR 32 px) exports to ONNX
