@@ -107,102 +107,13 @@ pub fn from_tensor(t: &Tensor) -> Result<RgbImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skipblock_pixels::image_io::checks::{self, gradient};
 
-    fn gradient(w: u32, h: u32) -> RgbImage {
-        let mut data = Vec::new();
-        for y in 0..h {
-            for x in 0..w {
-                data.extend_from_slice(&[(x * 255 / w) as u8, (y * 255 / h) as u8, 128]);
-            }
-        }
-        RgbImage::new(w, h, data).unwrap()
-    }
-
+    /// The same checks in both builds (OpenCV's `imdecode` in the default one, the `image` crate in the
+    /// headless one), with the same expected values.
     #[test]
-    fn png_round_trip_is_lossless_and_jpeg_is_close() {
-        let dir = tempfile::tempdir().unwrap();
-        let img = gradient(40, 30);
-        let png = dir.path().join("a/b.png");
-        write_image(&png, &img).unwrap();
-        assert_eq!(read_image(&png).unwrap(), img);
-        let jpg = dir.path().join("c.jpg");
-        write_image(&jpg, &img).unwrap();
-        let back = read_image(&jpg).unwrap();
-        assert_eq!((back.width, back.height), (40, 30));
-        let max_diff = back.data.iter().zip(&img.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
-        assert!(max_diff < 24, "jpeg error {max_diff}");
-        // Channel order is RGB, not OpenCV's BGR: the red channel grows with x.
-        assert!(back.pixel(39, 0)[0] > 200 && back.pixel(39, 0)[2] < 160);
-    }
-
-    #[test]
-    fn png_bytes_decode_to_the_same_pixels() {
-        let img = gradient(17, 9);
-        let png = encode_png(&img).unwrap();
-        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        assert_eq!(decode_image(&png).unwrap(), img);
-        assert_eq!(png, encode_image(&img, Path::new("x.png")).unwrap());
-    }
-
-    #[test]
-    fn corrupt_and_missing_files_are_errors_naming_the_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let bad = dir.path().join("corrupt.jpg");
-        std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
-        let err = format!("{:#}", read_image(&bad).unwrap_err());
-        assert!(err.contains("corrupt.jpg"), "{err}");
-        let empty = dir.path().join("empty.png");
-        std::fs::write(&empty, b"").unwrap();
-        assert!(format!("{:#}", read_image(&empty).unwrap_err()).contains("empty.png"));
-        let err = format!("{:#}", read_image(&dir.path().join("missing.jpg")).unwrap_err());
-        assert!(err.contains("missing.jpg"), "{err}");
-        let err = format!("{:#}", write_image(&dir.path().join("x.gifx"), &gradient(2, 2)).unwrap_err());
-        assert!(err.contains("x.gifx"), "{err}");
-    }
-
-    /// The same test runs in both builds (OpenCV's `imdecode` in the default one, the `image` crate in
-    /// the headless one) with the same expected values: EXIF's definition of each orientation.
-    #[test]
-    fn exif_orientation_is_applied_and_the_header_size_agrees() {
-        let (w, h) = (48u32, 32u32);
-        let colour = |x: u32, y: u32| match (x >= w / 2, y >= h / 2) {
-            (false, false) => [220u8, 30, 30],
-            (true, false) => [30, 200, 30],
-            (false, true) => [30, 30, 220],
-            (true, true) => [230, 220, 40],
-        };
-        let data = (0..h).flat_map(|y| (0..w).flat_map(move |x| colour(x, y))).collect();
-        let img = RgbImage::new(w, h, data).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        for orientation in 1..=8u16 {
-            // The stored pixel a viewer shows at (x, y).
-            let stored = |x: u32, y: u32| match orientation {
-                1 => (x, y),
-                2 => (w - 1 - x, y),
-                3 => (w - 1 - x, h - 1 - y),
-                4 => (x, h - 1 - y),
-                5 => (y, x),
-                6 => (y, h - 1 - x),
-                7 => (w - 1 - y, h - 1 - x),
-                _ => (w - 1 - y, x),
-            };
-            let (dw, dh) = if orientation >= 5 { (h, w) } else { (w, h) };
-            let path = dir.path().join(format!("o{orientation}.jpg"));
-            std::fs::write(&path, jpeg_with_orientation(&img, orientation).unwrap()).unwrap();
-            let shown = read_image(&path).unwrap();
-            let what = format!("orientation {orientation}, {} decoder", backend());
-            assert_eq!((shown.width, shown.height), (dw, dh), "{what}");
-            assert_eq!(image_size(&path).unwrap(), (dw, dh), "header size, {what}");
-            for (fx, fy) in [(1, 1), (3, 1), (1, 3), (3, 3)] {
-                let (x, y) = (dw * fx / 4, dh * fy / 4);
-                let (sx, sy) = stored(x, y);
-                let (got, want) = (shown.pixel(x, y), colour(sx, sy));
-                let diff = got.iter().zip(want).map(|(a, b)| (*a as i32 - b as i32).abs()).max().unwrap();
-                assert!(diff < 30, "{what}: pixel ({x}, {y}) is {got:?}, expected {want:?}");
-            }
-        }
-        let err = format!("{:#}", image_size(&dir.path().join("gone.jpg")).unwrap_err());
-        assert!(err.contains("gone.jpg"), "{err}");
+    fn this_builds_decoder_passes_the_decoder_checks() {
+        checks::all(&checks::Decoder { name: backend(), read: read_image, decode: decode_image });
     }
 
     #[test]

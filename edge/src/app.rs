@@ -92,18 +92,8 @@ pub fn classify(a: &ClassifyArgs, emit: &mut dyn FnMut(&str) -> Result<()>) -> R
         let outs = model.run(preprocess::input_tensor(&model.meta, &img))?;
         let logits = model.output(&outs, "logits")?.as_slice::<f32>()?;
         let top = top_k(logits, a.topk, &model.meta.classes);
-        if a.json {
-            emit(&serde_json::to_string(&ClassPrediction { image: path, top: &top })?)?;
-        } else {
-            let tops: Vec<String> = top
-                .classes
-                .iter()
-                .zip(&top.names)
-                .zip(&top.probabilities)
-                .map(|((c, n), p)| format!("{} {p:.3}", n.clone().unwrap_or_else(|| format!("#{c}"))))
-                .collect();
-            emit(&format!("{}: {}", path.display(), tops.join(", ")))?;
-        }
+        let prediction = ClassPrediction { image: path, top: &top };
+        emit(&if a.json { serde_json::to_string(&prediction)? } else { prediction.text() })?;
     }
     Ok(())
 }
@@ -151,14 +141,9 @@ pub fn detect(a: &DetectArgs, emit: &mut dyn FnMut(&str) -> Result<()>) -> Resul
         let dets = to_pixels(&dets, img.width, img.height, &model.meta.classes);
         let ms = started.elapsed().as_secs_f64() * 1e3;
         let source = path.display().to_string();
-        if a.json {
-            let record =
-                DetectionRecord { source, frame: None, width: img.width, height: img.height, detections: &dets, ms };
-            emit(&serde_json::to_string(&record)?)?;
-        } else {
-            let names: Vec<String> = dets.iter().map(|d| format!("{} {:.2}", d.name, d.score)).collect();
-            emit(&format!("{source}: {} object(s) {} ({ms:.1} ms)", dets.len(), names.join(", ")))?;
-        }
+        let record =
+            DetectionRecord { source, frame: None, width: img.width, height: img.height, detections: &dets, ms };
+        emit(&if a.json { serde_json::to_string(&record)? } else { record.text() })?;
     }
     Ok(())
 }

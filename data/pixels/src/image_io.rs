@@ -264,11 +264,21 @@ fn exif_orientation(exif: &[u8]) -> Option<u16> {
         .and_then(|e| u16_at(e + 8))
 }
 
-#[cfg(test)]
-mod tests {
+/// Checks every decoder of a build must pass, with the same expected values: run by this crate's tests on
+/// the `image` crate's decoder and by `skipblock-data`'s on its build's (OpenCV's `imdecode` in the
+/// default build). Behind the `decoder-checks` feature (a dev-dependency feature of skipblock-data).
+#[cfg(any(test, feature = "decoder-checks"))]
+pub mod checks {
     use super::*;
 
-    fn gradient(w: u32, h: u32) -> RgbImage {
+    /// A build's decoder: reading a file, decoding bytes.
+    pub struct Decoder {
+        pub name: &'static str,
+        pub read: fn(&Path) -> Result<RgbImage>,
+        pub decode: fn(&[u8]) -> Result<RgbImage>,
+    }
+
+    pub fn gradient(w: u32, h: u32) -> RgbImage {
         let mut data = Vec::new();
         for y in 0..h {
             for x in 0..w {
@@ -278,16 +288,24 @@ mod tests {
         RgbImage::new(w, h, data).unwrap()
     }
 
-    #[test]
-    fn png_round_trip_is_lossless_and_jpeg_is_close() {
+    /// Every check above.
+    pub fn all(d: &Decoder) {
+        png_round_trip_is_lossless_and_jpeg_is_close(d);
+        png_bytes_decode_to_the_same_pixels(d);
+        corrupt_and_missing_files_are_errors_naming_the_path(d);
+        exif_orientation_is_applied_and_the_header_size_agrees(d);
+    }
+
+    /// PNG is lossless, JPEG close, channels in RGB order.
+    pub fn png_round_trip_is_lossless_and_jpeg_is_close(d: &Decoder) {
         let dir = tempfile::tempdir().unwrap();
         let img = gradient(40, 30);
         let png = dir.path().join("a/b.png");
         write_image(&png, &img).unwrap();
-        assert_eq!(read_image(&png).unwrap(), img);
+        assert_eq!((d.read)(&png).unwrap(), img);
         let jpg = dir.path().join("c.jpg");
         write_image(&jpg, &img).unwrap();
-        let back = read_image(&jpg).unwrap();
+        let back = (d.read)(&jpg).unwrap();
         assert_eq!((back.width, back.height), (40, 30));
         let max_diff = back.data.iter().zip(&img.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
         assert!(max_diff < 24, "jpeg error {max_diff}");
@@ -295,35 +313,33 @@ mod tests {
         assert!(back.pixel(39, 0)[0] > 200 && back.pixel(39, 0)[2] < 160);
     }
 
-    #[test]
-    fn png_bytes_decode_to_the_same_pixels() {
+    /// Encoded PNG bytes decode to the same pixels.
+    pub fn png_bytes_decode_to_the_same_pixels(d: &Decoder) {
         let img = gradient(17, 9);
         let png = encode_png(&img).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-        assert_eq!(decode_image(&png).unwrap(), img);
+        assert_eq!((d.decode)(&png).unwrap(), img);
         assert_eq!(png, encode_image(&img, Path::new("x.png")).unwrap());
     }
 
-    #[test]
-    fn corrupt_and_missing_files_are_errors_naming_the_path() {
+    /// Corrupt, empty and missing files are errors naming the file.
+    pub fn corrupt_and_missing_files_are_errors_naming_the_path(d: &Decoder) {
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("corrupt.jpg");
         std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
-        let err = format!("{:#}", read_image(&bad).unwrap_err());
+        let err = format!("{:#}", (d.read)(&bad).unwrap_err());
         assert!(err.contains("corrupt.jpg"), "{err}");
         let empty = dir.path().join("empty.png");
         std::fs::write(&empty, b"").unwrap();
-        assert!(format!("{:#}", read_image(&empty).unwrap_err()).contains("empty.png"));
-        let err = format!("{:#}", read_image(&dir.path().join("missing.jpg")).unwrap_err());
+        assert!(format!("{:#}", (d.read)(&empty).unwrap_err()).contains("empty.png"));
+        let err = format!("{:#}", (d.read)(&dir.path().join("missing.jpg")).unwrap_err());
         assert!(err.contains("missing.jpg"), "{err}");
         let err = format!("{:#}", write_image(&dir.path().join("x.gifx"), &gradient(2, 2)).unwrap_err());
         assert!(err.contains("x.gifx"), "{err}");
     }
 
-    /// The same test runs in both builds (OpenCV's `imdecode` in the default one, the `image` crate in
-    /// the headless one) with the same expected values: EXIF's definition of each orientation.
-    #[test]
-    fn exif_orientation_is_applied_and_the_header_size_agrees() {
+    /// EXIF orientations 1–8 are applied (EXIF's definition of each) and the header size agrees.
+    pub fn exif_orientation_is_applied_and_the_header_size_agrees(d: &Decoder) {
         let (w, h) = (48u32, 32u32);
         let colour = |x: u32, y: u32| match (x >= w / 2, y >= h / 2) {
             (false, false) => [220u8, 30, 30],
@@ -349,8 +365,8 @@ mod tests {
             let (dw, dh) = if orientation >= 5 { (h, w) } else { (w, h) };
             let path = dir.path().join(format!("o{orientation}.jpg"));
             std::fs::write(&path, jpeg_with_orientation(&img, orientation).unwrap()).unwrap();
-            let shown = read_image(&path).unwrap();
-            let what = format!("orientation {orientation}, the image crate's decoder");
+            let shown = (d.read)(&path).unwrap();
+            let what = format!("orientation {orientation}, {} decoder", d.name);
             assert_eq!((shown.width, shown.height), (dw, dh), "{what}");
             assert_eq!(image_size(&path).unwrap(), (dw, dh), "header size, {what}");
             for (fx, fy) in [(1, 1), (3, 1), (1, 3), (3, 3)] {
@@ -363,6 +379,17 @@ mod tests {
         }
         let err = format!("{:#}", image_size(&dir.path().join("gone.jpg")).unwrap_err());
         assert!(err.contains("gone.jpg"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checks::gradient;
+    use super::*;
+
+    #[test]
+    fn the_image_crate_decoder_passes_the_decoder_checks() {
+        checks::all(&checks::Decoder { name: "the image crate's", read: read_image, decode: decode_image });
     }
 
     #[test]

@@ -28,6 +28,17 @@ pub struct ClassPrediction<'a> {
     pub top: &'a TopK,
 }
 
+impl ClassPrediction<'_> {
+    /// The line without `--json`: `path: name 0.912, #3 0.051, …` (`#c` for an unnamed class).
+    pub fn text(&self) -> String {
+        let t = self.top;
+        let tops: Vec<String> = (t.classes.iter().zip(&t.names).zip(&t.probabilities))
+            .map(|((c, n), p)| format!("{} {p:.3}", n.clone().unwrap_or_else(|| format!("#{c}"))))
+            .collect();
+        format!("{}: {}", self.image.display(), tops.join(", "))
+    }
+}
+
 /// The `[detect]`-time settings. Defaults: the usual SSD evaluation settings (score 0.01, NMS 0.45, 200 boxes).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -148,6 +159,14 @@ pub struct DetectionRecord<'a> {
     pub ms: f64,
 }
 
+impl DetectionRecord<'_> {
+    /// The line without `--json`: `source: 2 object(s) cat 0.91, dog 0.40 (12.3 ms)`.
+    pub fn text(&self) -> String {
+        let names: Vec<String> = self.detections.iter().map(|d| format!("{} {:.2}", d.name, d.score)).collect();
+        format!("{}: {} object(s) {} ({:.1} ms)", self.source, self.detections.len(), names.join(", "), self.ms)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +197,17 @@ mod tests {
     }
 
     #[test]
+    fn class_predictions_as_text_and_json() {
+        let top = TopK { classes: vec![3, 0], names: vec![None, Some("cat".into())], probabilities: vec![0.75, 0.125] };
+        let p = ClassPrediction { image: Path::new("a.jpg"), top: &top };
+        assert_eq!(p.text(), "a.jpg: #3 0.750, cat 0.125");
+        assert_eq!(
+            serde_json::to_string(&p).unwrap(),
+            r#"{"image":"a.jpg","classes":[3,0],"names":[null,"cat"],"probabilities":[0.75,0.125]}"#
+        );
+    }
+
+    #[test]
     fn pixels_are_scaled_clipped_and_named() {
         let d = [
             Detection { bbox: BBox::new(0.1, 0.2, 0.5, 1.2), label: 1, score: 0.9 },
@@ -187,15 +217,16 @@ mod tests {
         assert_eq!(px[0].bbox, [20.0, 20.0, 100.0, 100.0]);
         assert_eq!((px[0].class, px[0].name.as_str()), (0, "cat"));
         assert_eq!(px[1].name, "class1");
-        let json = serde_json::to_string(&DetectionRecord {
+        let record = DetectionRecord {
             source: "a.png".into(),
             frame: None,
             width: 200,
             height: 100,
             detections: &px[..1],
             ms: 1.5,
-        })
-        .unwrap();
+        };
+        assert_eq!(record.text(), "a.png: 1 object(s) cat 0.90 (1.5 ms)");
+        let json = serde_json::to_string(&record).unwrap();
         assert_eq!(
             json,
             r#"{"source":"a.png","frame":null,"width":200,"height":100,"detections":[{"bbox":[20.0,20.0,100.0,100.0],"class":0,"name":"cat","score":0.9}],"ms":1.5}"#

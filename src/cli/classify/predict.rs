@@ -45,18 +45,8 @@ pub fn run(global: &GlobalArgs, a: &PredictArgs) -> Result<()> {
         let inputs =
             chunk.iter().map(|p| read_image(p).map(|img| model.preprocess(&img))).collect::<Result<Vec<_>>>()?;
         for (path, top) in chunk.iter().zip(model.predict(&inputs, a.topk)?) {
-            if a.json {
-                println!("{}", serde_json::to_string(&ClassPrediction { image: path, top: &top })?);
-            } else {
-                let tops: Vec<String> = top
-                    .classes
-                    .iter()
-                    .zip(&top.names)
-                    .zip(&top.probabilities)
-                    .map(|((c, n), p)| format!("{} {p:.3}", n.clone().unwrap_or_else(|| format!("#{c}"))))
-                    .collect();
-                println!("{}: {}", path.display(), tops.join(", "));
-            }
+            let prediction = ClassPrediction { image: path, top: &top };
+            println!("{}", if a.json { serde_json::to_string(&prediction)? } else { prediction.text() });
         }
     }
     ui::debug(format!("{} images classified", images.len()));

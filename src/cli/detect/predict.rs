@@ -73,21 +73,18 @@ impl Session {
     }
 
     fn emit(&self, source: &str, frame: Option<usize>, img: &RgbImage, dets: &[PixelDetection], ms: f64) -> Result<()> {
+        let record = DetectionRecord {
+            source: source.to_string(),
+            frame,
+            width: img.width,
+            height: img.height,
+            detections: dets,
+            ms,
+        };
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string(&DetectionRecord {
-                    source: source.to_string(),
-                    frame,
-                    width: img.width,
-                    height: img.height,
-                    detections: dets,
-                    ms
-                })?
-            );
+            println!("{}", serde_json::to_string(&record)?);
         } else if frame.is_none() {
-            let names: Vec<String> = dets.iter().map(|d| format!("{} {:.2}", d.name, d.score)).collect();
-            ui::info(format!("{source}: {} object(s) {} ({ms:.1} ms)", dets.len(), names.join(", ")));
+            ui::info(record.text());
         }
         Ok(())
     }
