@@ -186,3 +186,18 @@ fn amp_and_memory_format_flags() {
     assert!(!ok);
     assert!(one_error_line(&stderr).contains("fp8"), "{stderr}");
 }
+
+/// `skipblock model list | head -0`: a reader that goes away ends the output quietly, without a panic.
+#[test]
+fn a_closed_stdout_pipe_ends_the_output_quietly() {
+    let mut child = skipblock()
+        .args(["model", "list", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // closed before the binary has loaded libtorch, let alone written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+}
