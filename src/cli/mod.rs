@@ -123,7 +123,7 @@ pub struct RunArgs {
     /// scaling).
     #[arg(long, value_enum)]
     pub amp: Option<skipblock_core::recipe::Amp>,
-    /// Shortcut for --set train.memory_format=F: auto (channels-last on CUDA), channels-last or nchw.
+    /// Shortcut for --set train.memory_format=F: auto (channels-last on CUDA and the CPU), channels-last or nchw.
     #[arg(long, value_enum)]
     pub memory_format: Option<skipblock_core::recipe::MemoryFormat>,
     /// Data-parallel collectives when launched by torchrun (RANK, WORLD_SIZE, … set): nccl (default on

@@ -47,8 +47,14 @@ impl SpeedSettings {
 pub fn to_memory_format(vs: &VarStore, channels_last: bool) -> Result<()> {
     tch::no_grad(|| {
         for (name, mut v) in vs.variables() {
-            if v.dim() == 4 && shim::is_channels_last(&v)? != channels_last {
-                let converted = shim::contiguous(&v, channels_last).with_context(|| format!("variable '{name}'"))?;
+            // Weights of at most 3 input channels stay NCHW: the stem's RGB ones (`[O, 3, k, k]`), whose
+            // gradient libtorch's CPU convolution returns NCHW whatever the weight's order (an extra copy
+            // and a warning on every run; the stem's output is channels-last anyway, its input being so),
+            // and depthwise ones (`[C, 1, k, k]`, the same memory either way).
+            let rgb = v.dim() == 4 && v.size()[1] <= 3;
+            if v.dim() == 4 && shim::is_channels_last(&v)? != (channels_last && !rgb) {
+                let converted =
+                    shim::contiguous(&v, channels_last && !rgb).with_context(|| format!("variable '{name}'"))?;
                 v.set_data(&converted);
             }
         }
@@ -169,8 +175,9 @@ mod tests {
         to_memory_format(&vs, false).unwrap();
         assert!(!shim::is_channels_last(&conv.ws).unwrap());
         assert!(
-            MemoryFormat::Auto.channels_last_on(Device::Cuda(0)) && !MemoryFormat::Auto.channels_last_on(Device::Cpu)
+            MemoryFormat::Auto.channels_last_on(Device::Cuda(0)) && MemoryFormat::Auto.channels_last_on(Device::Cpu)
         );
+        assert!(!MemoryFormat::Nchw.channels_last_on(Device::Cuda(0)));
     }
 
     #[test]
