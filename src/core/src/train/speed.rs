@@ -165,10 +165,13 @@ mod tests {
     #[test]
     fn memory_format_converts_only_4d_variables_and_keeps_values() {
         let vs = VarStore::new(Device::Cpu);
-        let conv = nn::conv2d(vs.root() / "c", 3, 8, 3, Default::default());
+        let conv = nn::conv2d(vs.root() / "c", 4, 8, 3, Default::default());
+        // An RGB stem's weight stays NCHW (its CPU gradient comes back NCHW whatever the weight's order).
+        let stem = nn::conv2d(vs.root() / "stem", 3, 4, 3, Default::default());
         let before: Vec<(String, Tensor)> = vs.variables().into_iter().map(|(k, v)| (k, v.detach().copy())).collect();
         to_memory_format(&vs, true).unwrap();
         assert!(shim::is_channels_last(&conv.ws).unwrap());
+        assert!(!shim::is_channels_last(&stem.ws).unwrap() && stem.ws.is_contiguous());
         for (k, v) in &before {
             assert!(vs.variables()[k].equal(v), "{k}");
         }
