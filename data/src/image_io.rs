@@ -129,23 +129,7 @@ mod tests {
 
     #[test]
     fn the_fast_jpeg_decoder_reads_what_the_default_decoder_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let img = gradient(64, 48);
-        let jpg = dir.path().join("g.jpg");
-        write_image(&jpg, &img).unwrap();
-        let fast = read_image_fast(&jpg).unwrap();
-        let slow = read_image(&jpg).unwrap();
-        assert_eq!((fast.width, fast.height), (64, 48));
-        // Two JPEG decoders may differ by an IDCT rounding here and there, not more.
-        let max_diff = fast.data.iter().zip(&slow.data).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
-        assert!(max_diff <= 3, "{max_diff}");
-        // Not a JPEG: left to decode_image; corrupt: an error naming the file.
-        let png = dir.path().join("g.png");
-        write_image(&png, &img).unwrap();
-        assert_eq!(decode_jpeg_fast(&std::fs::read(&png).unwrap()).unwrap(), None);
-        assert_eq!(read_image_fast(&png).unwrap(), img);
-        let bad = dir.path().join("bad.jpg");
-        std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not a jpeg").unwrap();
-        assert!(format!("{:#}", read_image_fast(&bad).unwrap_err()).contains("bad.jpg"));
+        let d = checks::Decoder { name: backend(), read: read_image, decode: decode_image };
+        checks::fast_jpeg_decoder_reads_what_the_decoder_reads(&d, read_image_fast);
     }
 }
