@@ -29,7 +29,8 @@ pub enum BenchCommand {
     /// with the loaders, and the loaders alone; --profile times the step's phases.
     Train(super::bench_train::TrainBenchArgs),
     /// Data loaders on all cores (images/s, and per core): classification (Inception crop to 224) and SSD
-    /// augmentation (300); JPEG decoding on one thread, the loaders' decoder vs the build's default.
+    /// augmentation (300), per CPU-second against torchvision's pipelines on one core; JPEG decoding on one
+    /// thread, the loaders' decoder vs the build's default.
     Loaders(CommonArgs),
     /// SSDLite-SkipblockNet-S end to end on a JPEG folder: decode, preprocess, forward, NMS (images/s);
     /// batched NMS and prior matching vs the per-class and per-image paths.
@@ -118,11 +119,31 @@ pub(super) fn python(args: &CommonArgs) -> PathBuf {
 }
 
 fn run_reference(args: &CommonArgs, what: &str, weights: &Path, threads: usize, batch: usize) -> Result<f64> {
+    let weights = weights.to_str().context("weights path is not UTF-8")?;
+    let (threads, iters, batch) = (threads.to_string(), args.iters.to_string(), batch.to_string());
+    reference_ms(
+        args,
+        &[
+            what,
+            "--arch",
+            args.arch.name(),
+            "--weights",
+            weights,
+            "--threads",
+            &threads,
+            "--iters",
+            &iters,
+            "--batch",
+            &batch,
+        ],
+    )
+}
+
+/// Runs `bench_ref.py ARGV` and reads its `ms_per_iter`.
+fn reference_ms(args: &CommonArgs, argv: &[&str]) -> Result<f64> {
     let out = Command::new(python(args))
         .arg(reference_script()?)
-        .args([what, "--arch", args.arch.name(), "--weights"])
-        .arg(weights)
-        .args(["--threads", &threads.to_string(), "--iters", &args.iters.to_string(), "--batch", &batch.to_string()])
+        .args(argv)
         .env("PYTHONWARNINGS", "ignore")
         .output()
         .with_context(|| format!("cannot run {}", python(args).display()))?;
@@ -271,8 +292,9 @@ fn time_epoch<D: skipblock_core::loader::Dataset>(
 }
 
 /// Throughput, throughput per core (wall clock) and images per CPU-second (what one core gives, also when
-/// the machine is shared and the wall clock is not all ours).
-fn loader_rows(name: String, (images, seconds, cpu): (usize, f64, Option<f64>)) -> Vec<Row> {
+/// the machine is shared and the wall clock is not all ours), the last next to the reference's CPU
+/// milliseconds per image on one core when there is one.
+fn loader_rows(name: String, (images, seconds, cpu): (usize, f64, Option<f64>), reference_ms: Option<f64>) -> Vec<Row> {
     let cores = all_threads();
     let row = throughput_row(name, images, seconds);
     let per_core = Row {
@@ -284,17 +306,20 @@ fn loader_rows(name: String, (images, seconds, cpu): (usize, f64, Option<f64>)) 
     };
     let mut rows = vec![row, per_core];
     if let Some(cpu) = cpu {
+        let ours_ms = cpu * 1e3 / images.max(1) as f64;
         rows.push(Row {
             name: "  per CPU-second (images / process CPU time)".into(),
             unit: "img/cpu-s",
-            ours: images as f64 / cpu.max(1e-9),
-            reference: None,
-            ratio: None,
+            ours: 1e3 / ours_ms.max(1e-9),
+            reference: reference_ms.map(|r| 1e3 / r.max(1e-9)),
+            ratio: reference_ms.map(|r| ours_ms / r),
         });
     }
     rows
 }
 
+/// Both loaders on all cores, each against torchvision's pipeline for the same images on one core
+/// (`bench_ref.py loader-cls|loader-ssd`: PIL decoding, `transforms` / `transforms.v2`), then decoding.
 pub(super) fn bench_loaders(args: &CommonArgs) -> Result<Vec<Row>> {
     use skipblock_core::loader::LoaderConfig;
     use skipblock_data::classification::{open, Augment, ClsDataset, ClsTransform, Layout, Split};
@@ -314,6 +339,14 @@ pub(super) fn bench_loaders(args: &CommonArgs) -> Result<Vec<Row>> {
         dir.path(),
         skipblock_data::synth_voc::SynthVocOptions { train: 200, test: 1, seed: 0, size: 300, ..Default::default() },
     )?;
+    let root = dir.path().join("VOCdevkit/VOC2007");
+    let reference = |what: &str, data: &Path, size: u32| -> Result<Option<f64>> {
+        if args.no_reference {
+            return Ok(None);
+        }
+        let data = data.to_str().context("temporary path is not UTF-8")?;
+        Ok(Some(reference_ms(args, &[what, "--dir", data, "--size", &size.to_string(), "--iters", "1"])?))
+    };
     let config = LoaderConfig { batch_size: 32, shuffle: true, ..Default::default() };
     let set = open(&cls, Layout::Food101, Split::Train, 0.0, 0)?;
     let data = std::sync::Arc::new(ClsDataset::new(
@@ -323,14 +356,15 @@ pub(super) fn bench_loaders(args: &CommonArgs) -> Result<Vec<Row>> {
     let cls_rows = loader_rows(
         format!("classification loader 256px JPEG -> Inception 224, flip, {} workers", all_threads()),
         time_epoch(data, &config)?,
+        reference("loader-cls", &cls.join("images"), 224)?,
     );
-    let root = dir.path().join("VOCdevkit/VOC2007");
     let classes = skipblock_data::voc::read_labels(&root.join("labels.txt"))?;
-    let (voc, _) = skipblock_data::voc::VocDataset::open(&[root], "trainval", &classes, true)?;
+    let (voc, _) = skipblock_data::voc::VocDataset::open(std::slice::from_ref(&root), "trainval", &classes, true)?;
     let det = std::sync::Arc::new(skipblock_data::voc::DetDataset::new(voc, 300, true));
     let det_rows = loader_rows(
         format!("SSD loader 300px JPEG, full augmentation, {} workers", all_threads()),
         time_epoch(det, &config)?,
+        reference("loader-ssd", &root, 300)?,
     );
     let mut rows: Vec<Row> = cls_rows.into_iter().chain(det_rows).collect();
     rows.extend(bench_decode(args)?);
@@ -558,6 +592,6 @@ pub fn run(global: &GlobalArgs, command: &BenchCommand) -> Result<()> {
         let ratio = r.ratio.map_or("-".into(), |v| format!("{v:.2}"));
         println!("{:<64} {:>12} {:>14} {:>8}", r.name, format!("{:.2} {}", r.ours, r.unit), reference, ratio);
     }
-    ui::info("reference: PyTorch eager (same architecture and weights), the Python devkit-style mAP, or our own slower path where named; ratio = ours / reference in time (< 1: faster)");
+    ui::info("reference: PyTorch eager (same architecture and weights), torchvision's data pipelines on one core (loaders), the Python devkit-style mAP, or our own slower path where named; ratio = ours / reference in time (< 1: faster)");
     Ok(())
 }

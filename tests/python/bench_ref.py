@@ -6,6 +6,14 @@
       [--batch 256 --size 224 --iters K]: model-only training steps (forward, bias loss, backward,
       torch.optim.SGD with its default implementation) on a fixed random batch, timed as the mean over
       K steps between two device barriers (`skipblock bench train` measures the same way).
+  bench_ref.py loader-cls --dir D [--size 224 --iters K]: torchvision's ImageFolder-style training
+      pipeline on one core: PIL decode, RandomResizedCrop, RandomHorizontalFlip, PILToTensor (uint8, as
+      our workers hand samples over), for every JPEG under D.
+  bench_ref.py loader-ssd --dir VOC2007 [--size 300 --iters K]: torchvision's SSD training recipe
+      (references/detection presets, transforms.v2) on one core: PIL decode, VOC XML, PILToTensor,
+      RandomPhotometricDistort, RandomZoomOut (mean fill), RandomIoUCrop, RandomHorizontalFlip,
+      SanitizeBoundingBoxes, Resize to S×S, for every image of ImageSets/Main/trainval.txt.
+  The loaders report CPU milliseconds per image (`time.process_time`, one thread) as "ms_per_iter".
 
 --arch names the architecture (default skipblocknet-m; the model zoo's networks are torchvision's, with
 the last-conv features the bias loss takes caught by a forward hook).
@@ -136,13 +144,84 @@ def bench_train_model(args):
     return [(time.perf_counter() - t) * 1000.0 / max(args.iters, 1)]
 
 
+def per_image_cpu_ms(load, items, iters):
+    """CPU milliseconds per item of `load` over `iters` passes through `items` (after one warm-up item)."""
+    load(items[0])
+    t = time.process_time()
+    for _ in range(iters):
+        for item in items:
+            load(item)
+    return [(time.process_time() - t) * 1000.0 / max(len(items) * iters, 1)]
+
+
+def bench_loader_cls(args):
+    import glob
+
+    import torchvision.transforms as T
+    from PIL import Image
+
+    files = sorted(glob.glob(os.path.join(args.dir, "**", "*.jpg"), recursive=True))
+    if not files:
+        sys.exit(f"no JPEG under {args.dir}")
+    tf = T.Compose([T.RandomResizedCrop(args.size), T.RandomHorizontalFlip(), T.PILToTensor()])
+
+    def load(path):
+        with Image.open(path) as img:
+            return tf(img.convert("RGB"))
+
+    return per_image_cpu_ms(load, files, args.iters)
+
+
+def bench_loader_ssd(args):
+    import xml.etree.ElementTree as ET
+
+    import torchvision.transforms.v2 as T
+    from PIL import Image
+    from torchvision import tv_tensors
+
+    with open(os.path.join(args.dir, "ImageSets/Main/trainval.txt")) as f:
+        ids = [line.strip() for line in f if line.strip()]
+    if not ids:
+        sys.exit(f"no image listed in {args.dir}/ImageSets/Main/trainval.txt")
+    mean = [124, 116, 104]
+    tf = T.Compose(
+        [
+            T.PILToTensor(),
+            T.RandomPhotometricDistort(),
+            T.RandomZoomOut(fill={tv_tensors.Image: mean, "others": 0}),
+            T.RandomIoUCrop(),
+            T.RandomHorizontalFlip(),
+            T.SanitizeBoundingBoxes(),
+            T.Resize((args.size, args.size)),
+        ]
+    )
+
+    def load(image_id):
+        root = ET.parse(os.path.join(args.dir, "Annotations", image_id + ".xml")).getroot()
+        boxes, labels = [], []
+        for obj in root.iter("object"):
+            bb = obj.find("bndbox")
+            boxes.append([float(bb.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax")])
+            labels.append(obj.find("name").text)
+        with Image.open(os.path.join(args.dir, "JPEGImages", image_id + ".jpg")) as img:
+            img = img.convert("RGB")
+            target = {
+                "boxes": tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(img.height, img.width)),
+                "labels": torch.arange(len(labels)),
+            }
+            return tf(img, target)
+
+    return per_image_cpu_ms(load, ids, args.iters)
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["forward", "train-step", "train-model"])
+    p.add_argument("what", choices=["forward", "train-step", "train-model", "loader-cls", "loader-ssd"])
+    p.add_argument("--dir")
     p.add_argument("--device", default="cpu")
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--amp", choices=["off", "bf16"], default="off")
-    p.add_argument("--weights", required=True)
+    p.add_argument("--weights")
     p.add_argument("--arch", default="skipblocknet-m")
     p.add_argument("--classes", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
@@ -153,7 +232,17 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    run = {"forward": bench_forward, "train-step": bench_train_step, "train-model": bench_train_model}
+    run = {
+        "forward": bench_forward,
+        "train-step": bench_train_step,
+        "train-model": bench_train_model,
+        "loader-cls": bench_loader_cls,
+        "loader-ssd": bench_loader_ssd,
+    }
+    if args.what.startswith("loader") and not args.dir:
+        sys.exit(f"{args.what} needs --dir")
+    if not args.what.startswith("loader") and not args.weights:
+        sys.exit(f"{args.what} needs --weights")
     times = run[args.what](args)
     print(json.dumps({"ms_per_iter": median(times), "iters": len(times), "threads": torch.get_num_threads()}))
 

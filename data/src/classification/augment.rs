@@ -14,7 +14,7 @@
 //! All randomness comes from the [`Rng`] passed in, so a sample's augmentation is reproducible.
 
 use super::Augment;
-use crate::image_io::{crop, resize, RgbImage};
+use crate::image_io::{resize, resized_crop, RgbImage};
 use crate::loader::Rng;
 use crate::transforms::{center_crop, resize_shorter, to_chw, ChwImage};
 use anyhow::{bail, Result};
@@ -180,7 +180,7 @@ pub fn random_resized_crop_params(
 /// Inception crop: a random area and aspect ratio ([`random_resized_crop_params`]) resized to `size`².
 pub fn random_resized_crop(img: &RgbImage, size: u32, scale: (f64, f64), rng: &mut Rng) -> RgbImage {
     let (x, y, w, h) = random_resized_crop_params(img.width, img.height, scale, INCEPTION_RATIO, rng);
-    resize(&crop(img, x, y, w, h), size, size)
+    resized_crop(img, (x, y, w, h), size, size)
 }
 
 /// Mirror image (left ↔ right).
