@@ -201,3 +201,29 @@ fn a_closed_stdout_pipe_ends_the_output_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
 }
+
+/// `bench loaders` times both loaders against torchvision's pipelines on one core, and still measures
+/// them (with a one-line warning) where the reference cannot run, as on a GPU machine with torch alone.
+#[test]
+fn bench_loaders_compares_with_torchvision_and_survives_its_absence() {
+    let per_cpu = |stdout: &str| -> Vec<serde_json::Value> {
+        let rows: Vec<serde_json::Value> = serde_json::from_str(stdout).expect("bench JSON");
+        rows.into_iter().filter(|r| r["unit"] == "img/cpu-s").collect()
+    };
+    let (ok, stdout, stderr) = run(&["--threads", "1", "bench", "loaders", "--iters", "1", "--json"]);
+    assert!(ok, "{stderr}");
+    let rows = per_cpu(&stdout);
+    assert_eq!(rows.len(), 2, "{stdout}");
+    for r in &rows {
+        let (ours, reference, ratio) = (r["ours"].as_f64().unwrap(), r["reference"].as_f64(), r["ratio"].as_f64());
+        let (reference, ratio) = (reference.expect("a torchvision figure"), ratio.expect("a ratio"));
+        assert!(ours > 0.0 && reference > 0.0, "{r}");
+        assert!((ratio - reference / ours).abs() < 1e-9 * ratio.max(1.0), "ratio is ours / reference in time: {r}");
+    }
+    let (ok, stdout, stderr) =
+        run(&["--threads", "1", "bench", "loaders", "--iters", "1", "--json", "--python", "/bin/false"]);
+    assert!(ok, "{stderr}");
+    assert!(per_cpu(&stdout).iter().all(|r| r["reference"].is_null() && r["ours"].as_f64().unwrap() > 0.0));
+    assert_eq!(stderr.matches("no torchvision reference").count(), 2, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
