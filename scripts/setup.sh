@@ -5,7 +5,8 @@
 #      OpenCV binding generator). Skipped with SKIPBLOCK_NO_OPENCV=1 (headless build).
 #   2. .venv with torch==2.11.0 from PyPI (the libtorch that tch 0.24.0 is built for), and
 #      tensorboard==2.21.0 (to view runs/<name>/tb/; the tests read the event files with it) and
-#      torchvision==0.26.0 (the model-zoo parity tests), onnx==1.23.2 and onnxruntime==1.32.0 (the
+#      torchvision==0.26.0 (the model-zoo parity tests) with pillow==13.0.0 (the reference of our resizing
+#      and of `bench loaders`; Pillow 13 fixed the order of its two resize passes), onnx==1.23.2 and onnxruntime==1.32.0 (the
 #      export tests: onnx.checker, onnxruntime as the reference of skipblock export and skipblock-edge).
 #   3. cargo build --release with LIBTORCH_USE_PYTORCH=1 against that torch (the workspace: skipblock and
 #      the libtorch-free skipblock-edge).
@@ -15,6 +16,7 @@ ROOT=$PWD
 TORCH_VERSION=2.11.0
 TENSORBOARD_VERSION=2.21.0
 TORCHVISION_VERSION=0.26.0
+PILLOW_VERSION=13.0.0
 ONNX_VERSION=1.23.2
 ONNXRUNTIME_VERSION=1.32.0
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
@@ -88,6 +90,14 @@ if ! .venv/bin/python -c 'import torchvision' >/dev/null 2>&1; then
     || die "pip install torchvision==$TORCHVISION_VERSION failed"
 else
   say "torchvision present in .venv"
+fi
+# Pillow, pinned: tests/pixels_reference.rs compares our resizing with torchvision's PIL-based transforms
+# pixel for pixel (to ±1), and Pillow 13 changed the order of the two passes for some shapes.
+if ! .venv/bin/python -c "import PIL, sys; sys.exit(PIL.__version__ != '$PILLOW_VERSION')" >/dev/null 2>&1; then
+  say "installing pillow==$PILLOW_VERSION into .venv"
+  .venv/bin/python -m pip install -q "pillow==$PILLOW_VERSION" || die "pip install pillow==$PILLOW_VERSION failed"
+else
+  say "pillow $PILLOW_VERSION present in .venv"
 fi
 # The CUDA C runtime and CCCL headers the NCCL process group needs to compile (data-parallel training on
 # GPUs, src/core/build.rs): the CUDA wheels of torch ship nccl.h and cuda_runtime_api.h but not

@@ -158,12 +158,13 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     resized_crop(img, (0, 0, img.width, img.height), width, height)
 }
 
-/// The rectangle `(x, y, w, h)` of `img` (clipped to the image) resized to `width`×`height`: torchvision's
-/// PIL-based `resized_crop`, pixel for pixel. Like Pillow's `Image.resize(…, BILINEAR)` it crops first (the
-/// filter sees no pixel outside the rectangle), then filters one direction, rounds to 8 bits, then the
-/// other (in Pillow 13's order): a triangle kernel widened by the scale when shrinking (antialiased), fixed-point weights.
-/// Checked against torchvision in `tests/pixels_reference.rs`. Each pass is a SIMD convolution
-/// (SSE4.1/AVX2/NEON, chosen at run time) of `fast_image_resize`.
+/// The rectangle `(x, y, w, h)` of `img` (clipped to the image) resized to `width`×`height`, as
+/// torchvision's PIL-based `resized_crop` does it: crop first (the filter sees no pixel outside the
+/// rectangle), then Pillow's `resize(…, BILINEAR)`: one direction, rounded to 8 bits, then the other (in
+/// Pillow 13's order), each a triangle kernel widened by the scale when shrinking (antialiased) with
+/// fixed-point weights. Each pass is a SIMD convolution (SSE4.1/AVX2/NEON, chosen at run time) of
+/// `fast_image_resize`, whose 16-bit weights round a tie differently from Pillow's 22-bit ones now and
+/// then: torchvision's bytes to ±1 (`tests/pixels_reference.rs`).
 pub fn resized_crop(img: &RgbImage, (x, y, w, h): (u32, u32, u32, u32), width: u32, height: u32) -> RgbImage {
     let cropped;
     let img = if (x, y, w, h) == (0, 0, img.width, img.height) {
@@ -180,12 +181,14 @@ pub fn resized_crop(img: &RgbImage, (x, y, w, h): (u32, u32, u32, u32), width: u
     // many pixels as the width; horizontal first otherwise), each rounded to 8 bits.
     let (dw, dh) = (img.width as i64 - width as i64, img.height as i64 - height as i64);
     let first = if dh > 0 && dh > 2 * dw { (img.width, height) } else { (width, img.height) };
-    let once = if first == (img.width, img.height) { None } else { Some(convolve(img, first.0, first.1)) };
-    let once = once.as_ref().unwrap_or(img);
-    if (once.width, once.height) == (width, height) {
-        return once.clone();
+    if first == (img.width, img.height) {
+        return convolve(img, width, height); // one pass (or a copy)
     }
-    convolve(once, width, height)
+    let once = convolve(img, first.0, first.1);
+    if (once.width, once.height) == (width, height) {
+        return once;
+    }
+    convolve(&once, width, height)
 }
 
 /// One `fast_image_resize` bilinear convolution of the whole image (a resizer per thread keeps its
@@ -466,6 +469,13 @@ mod tests {
         assert_eq!((c.width, c.height), (8, 4));
         assert_eq!(c.pixel(0, 0), img.pixel(10, 5));
         assert_eq!(c.pixel(7, 3), img.pixel(17, 8));
+        // The crop is taken first: the box's pixels alone, resized; at its own size, the crop itself.
+        assert_eq!(resized_crop(&img, (10, 5, 8, 4), 8, 4), c);
+        for (w, h) in [(24, 12), (3, 2), (8, 9), (5, 4)] {
+            assert_eq!(resized_crop(&img, (10, 5, 8, 4), w, h), resize(&c, w, h), "{w}x{h}");
+        }
+        // A box reaching past the image is clipped to it.
+        assert_eq!(resized_crop(&img, (60, 30, 10, 10), 6, 3), resize(&crop(&img, 60, 30, 4, 2), 6, 3));
     }
 
     #[test]
