@@ -224,7 +224,7 @@ fn bench_train_step(args: &CommonArgs) -> Result<Vec<Row>> {
         Some(run_reference(&CommonArgs { iters, ..args.clone() }, "train-step", &weights, threads, batch as usize)?)
     };
     Ok(vec![Row {
-        name: format!("{} train step b{batch} 224 bias loss SGD {threads} thread(s)", args.arch),
+        name: format!("{} train step b{batch} 224 NCHW fp32 bias loss SGD {threads} thread(s)", args.arch),
         unit: "ms",
         ours,
         ratio: reference.map(|r| ours / r),
