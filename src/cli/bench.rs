@@ -140,7 +140,7 @@ fn run_reference(args: &CommonArgs, what: &str, weights: &Path, threads: usize, 
 }
 
 /// Runs `bench_ref.py ARGV` and reads its `ms_per_iter`.
-fn reference_ms(args: &CommonArgs, argv: &[&str]) -> Result<f64> {
+pub(super) fn reference_ms(args: &CommonArgs, argv: &[&str]) -> Result<f64> {
     let out = Command::new(python(args))
         .arg(reference_script()?)
         .args(argv)
@@ -312,13 +312,8 @@ fn loader_rows(name: String, (images, seconds, cpu): (usize, f64, Option<f64>), 
     let mut rows = vec![row, per_core];
     if let Some(cpu) = cpu {
         let ours_ms = cpu * 1e3 / images.max(1) as f64;
-        rows.push(Row {
-            name: "  per CPU-second (images / process CPU time)".into(),
-            unit: "img/cpu-s",
-            ours: 1e3 / ours_ms.max(1e-9),
-            reference: reference_ms.map(|r| 1e3 / r.max(1e-9)),
-            ratio: reference_ms.map(|r| ours_ms / r),
-        });
+        let name = "  per CPU-second (images / process CPU time)".to_string();
+        rows.push(Row { unit: "img/cpu-s", ..super::bench_train::rate_row(name, 1, ours_ms, reference_ms) });
     }
     rows
 }

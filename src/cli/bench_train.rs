@@ -11,9 +11,9 @@
 //!
 //! Times are per step, averaged over `--iters` steps between two device barriers.
 
-use super::bench::{all_threads, python, reference_script, CommonArgs, Row};
+use super::bench::{all_threads, reference_ms, CommonArgs, Row};
 use super::GlobalArgs;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use skipblock_core::checkpoint;
 use skipblock_core::loader::{load_epoch, LoaderConfig};
@@ -25,7 +25,6 @@ use skipblock_core::train::optim::Optimizer;
 use skipblock_core::train::speed::{input_format, to_memory_format, Precision};
 use skipblock_core::ui;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -190,26 +189,18 @@ fn reference_train(
         Device::Cuda(i) => format!("cuda:{i}"),
         _ => "cpu".to_string(),
     };
-    let mut cmd = Command::new(python(args));
-    cmd.arg(reference_script()?)
-        .args(["train-model", "--weights"])
-        .arg(weights)
-        .args(["--device", &device_arg, "--threads", &tch::get_num_threads().to_string()])
-        .args(["--iters", &iters.to_string(), "--warmup", "1", "--batch", &batch.to_string()])
-        .args(["--size", &size.to_string()])
-        .env("PYTHONWARNINGS", "ignore");
+    let weights = weights.to_str().context("weights path is not UTF-8")?;
+    let threads = tch::get_num_threads().to_string();
+    let (iters, batch, size) = (iters.to_string(), batch.to_string(), size.to_string());
+    let mut argv = vec!["train-model", "--weights", weights, "--device", &device_arg, "--threads", &threads];
+    argv.extend(["--iters", &iters, "--warmup", "1", "--batch", &batch, "--size", &size]);
     if mode.channels_last {
-        cmd.arg("--channels-last");
+        argv.push("--channels-last");
     }
     if mode.amp == Amp::Bf16 {
-        cmd.args(["--amp", "bf16"]);
+        argv.extend(["--amp", "bf16"]);
     }
-    let out = cmd.output().with_context(|| format!("cannot run {}", python(args).display()))?;
-    if !out.status.success() {
-        bail!("the PyTorch reference failed: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("reference output")?;
-    v["ms_per_iter"].as_f64().context("reference output has no ms_per_iter")
+    reference_ms(args, &argv)
 }
 
 fn img_per_s(batch: usize, ms: f64) -> f64 {
@@ -217,7 +208,7 @@ fn img_per_s(batch: usize, ms: f64) -> f64 {
 }
 
 /// Rows of images/s; `ratio` stays ours / reference in time (< 1: faster).
-fn rate_row(name: String, batch: usize, ours_ms: f64, reference_ms: Option<f64>) -> Row {
+pub(super) fn rate_row(name: String, batch: usize, ours_ms: f64, reference_ms: Option<f64>) -> Row {
     Row {
         name,
         unit: "img/s",
