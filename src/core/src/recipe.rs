@@ -168,7 +168,7 @@ pub struct TrainSection {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum MemoryFormat {
-    /// Channels-last on CUDA and on the CPU (the measured fastest on both: `channels_last_on`).
+    /// Channels-last on CUDA and on the CPU (the measured fastest on both: [`MemoryFormat::channels_last`]).
     #[default]
     Auto,
     ChannelsLast,
@@ -176,13 +176,12 @@ pub enum MemoryFormat {
 }
 
 impl MemoryFormat {
-    /// Whether channels-last is used on `device`. `auto` is channels-last on both: on CUDA (cuDNN's NHWC
+    /// Whether channels-last is used. `auto` is channels-last on every device: on CUDA (cuDNN's NHWC
     /// kernels) and on the CPU, where a quiet-machine `bench train --model-only` of SkipblockNet-M
     /// measured it 1.0× (batch 2, 64 px) to 1.9× (batch 32, 224 px) NCHW's speed (docs/BENCHMARKS.md).
-    pub fn channels_last_on(self, _device: tch::Device) -> bool {
+    pub fn channels_last(self) -> bool {
         match self {
-            MemoryFormat::Auto => true,
-            MemoryFormat::ChannelsLast => true,
+            MemoryFormat::Auto | MemoryFormat::ChannelsLast => true,
             MemoryFormat::Nchw => false,
         }
     }

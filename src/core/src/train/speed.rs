@@ -37,7 +37,7 @@ impl SpeedSettings {
         if device.is_cuda() {
             tch::Cuda::cudnn_set_benchmark(self.cudnn_benchmark);
         }
-        to_memory_format(vs, self.memory_format.channels_last_on(device))?;
+        to_memory_format(vs, self.memory_format.channels_last())?;
         Precision::new(self.amp, device)
     }
 }
@@ -51,10 +51,12 @@ pub fn to_memory_format(vs: &VarStore, channels_last: bool) -> Result<()> {
             // gradient libtorch's CPU convolution returns NCHW whatever the weight's order (an extra copy
             // and a warning on every run; the stem's output is channels-last anyway, its input being so),
             // and depthwise ones (`[C, 1, k, k]`, the same memory either way).
-            let rgb = v.dim() == 4 && v.size()[1] <= 3;
-            if v.dim() == 4 && shim::is_channels_last(&v)? != (channels_last && !rgb) {
-                let converted =
-                    shim::contiguous(&v, channels_last && !rgb).with_context(|| format!("variable '{name}'"))?;
+            if v.dim() != 4 {
+                continue;
+            }
+            let want = channels_last && v.size()[1] > 3;
+            if shim::is_channels_last(&v)? != want {
+                let converted = shim::contiguous(&v, want).with_context(|| format!("variable '{name}'"))?;
                 v.set_data(&converted);
             }
         }
@@ -177,10 +179,9 @@ mod tests {
         }
         to_memory_format(&vs, false).unwrap();
         assert!(!shim::is_channels_last(&conv.ws).unwrap());
-        assert!(
-            MemoryFormat::Auto.channels_last_on(Device::Cuda(0)) && MemoryFormat::Auto.channels_last_on(Device::Cpu)
-        );
-        assert!(!MemoryFormat::Nchw.channels_last_on(Device::Cuda(0)));
+        // `auto` is channels-last on every device (CUDA and the CPU alike).
+        assert!(MemoryFormat::Auto.channels_last() && MemoryFormat::ChannelsLast.channels_last());
+        assert!(!MemoryFormat::Nchw.channels_last());
     }
 
     #[test]
